@@ -1,0 +1,40 @@
+"""What every ``stages/*.py`` script shares: common flags and one-line errors.
+
+A user error (bad params, missing or corrupt data, incompatible inputs) prints ``error: …`` on
+one line and exits with status 2, before any output is written; bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from robustprune.config import ConfigError
+from robustprune.data import DataError
+from robustprune.pipeline import InputError
+
+USER_ERRORS = (ConfigError, DataError, InputError)
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
+    return p
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, … "
+                        "(default: %(default)s)")
+
+
+def run(fn: Callable[[], Any]) -> int:
+    try:
+        fn()
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,218 @@
+"""Typed, validated pipeline parameters.
+
+Every stage reads ``params.yaml`` through :func:`load_params`. The schema lives here, once, as
+dataclasses whose fields carry their constraints, so that a typo or an out-of-range value is
+rejected with a one-line message *before* any compute runs and before any output is touched.
+Keys are flat scalars inside a section so ``dvc exp run -S section.key=value`` always works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad parameter; the message is one line naming the key, the value and what is allowed."""
+
+
+def _p(default: Any, *, lo: float | None = None, hi: float | None = None,
+       lo_open: bool = False, choices: tuple[str, ...] | None = None, doc: str = "") -> Any:
+    """A field with its constraint: ``lo``/``hi`` bounds (``lo_open`` makes ``lo`` exclusive)."""
+    return field(default=default, metadata={
+        "lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "doc": doc})
+
+
+DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "cifar100", "svhn", "npz", "folder")
+ARCHS = ("smallcnn", "preact-resnet18", "wideresnet")
+NORMS = ("linf", "l2")
+ATTACKS = ("pgd", "fgsm-rs", "n-fgsm")
+OBJECTIVES = ("pgd-at", "trades", "mart")
+SCHEDULES = ("piecewise", "onecycle", "constant")
+AUGMENTS = ("none", "crop-flip", "crop")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = _p("fashion-mnist", choices=DATASET_NAMES)
+    path: str = _p("", doc="file (npz) or directory (folder, or an override of data/raw/<name>)")
+    val_size: int = _p(5000, lo=0)
+    train_size: int = _p(0, lo=0, doc="0 = all remaining training examples")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = _p("smallcnn", choices=ARCHS)
+    wrn_depth: int = _p(28, lo=10)
+    wrn_width: int = _p(10, lo=1)
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The threat model (norm, eps) and the attack used *during training*."""
+
+    norm: str = _p("linf", choices=NORMS)
+    eps: float = _p(0.1, lo=0.0)
+    name: str = _p("pgd", choices=ATTACKS)
+    alpha: float = _p(0.02, lo=0.0, lo_open=True)
+    steps: int = _p(10, lo=1)
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    name: str = _p("pgd-at", choices=OBJECTIVES)
+    beta: float = _p(6.0, lo=0.0)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """One training phase (warm-up or robust training): SGD with momentum and an LR schedule."""
+
+    epochs: int = _p(1, lo=0)
+    batch_size: int = _p(128, lo=1)
+    lr: float = _p(0.05, lo=0.0, lo_open=True)
+    momentum: float = _p(0.9, lo=0.0, hi=1.0)
+    weight_decay: float = _p(5e-4, lo=0.0)
+    schedule: str = _p("onecycle", choices=SCHEDULES)
+    augment: str = _p("none", choices=AUGMENTS)
+    val_n: int = _p(1000, lo=0, doc="validation examples scored after each epoch; 0 = all")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    method: str = _p("full", doc="a name registered in robustprune.selection")
+    fraction: float = _p(1.0, lo=0.0, hi=1.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    n_clean: int = _p(0, lo=0, doc="0 = whole test set")
+    n_pgd: int = _p(0, lo=0, doc="0 = whole test set")
+    pgd_steps: int = _p(20, lo=1)
+    pgd_restarts: int = _p(1, lo=1)
+    n_autoattack: int = _p(1000, lo=0, doc="first n test examples; 0 skips AutoAttack")
+    n_sanity: int = _p(1000, lo=0, doc="examples for the PGD-at-k*eps masking check")
+    sanity_factor: float = _p(4.0, lo=1.0)
+    batch_size: int = _p(500, lo=1)
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = _p(0, lo=0)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    warmup: OptimConfig = field(default_factory=OptimConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _check_value(key: str, value: Any, typ: type, meta: dict[str, Any]) -> Any:
+    """Return ``value`` coerced to ``typ`` or raise a one-line :class:`ConfigError`."""
+    shown = json.dumps(value) if isinstance(value, str) else repr(value)
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {shown}: must be true or false")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {shown}: must be an integer")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} = {shown}: must be a number")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} = {shown}: must be a finite number")
+    elif typ is str and not isinstance(value, str):
+        raise ConfigError(f"{key} = {shown}: must be a string")
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key} = {shown}: must be one of {', '.join(choices)}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value <= lo if meta.get("lo_open") else value < lo):
+        bound = f"> {lo:g}" if meta.get("lo_open") else f">= {lo:g}"
+        if hi is not None:
+            bound += f" and <= {hi:g}"
+        raise ConfigError(f"{key} = {shown}: must be {bound}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key} = {shown}: must be <= {hi:g}")
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and bad values."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'params'}: must be a mapping of keys to values")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"{where}{unknown[0]}: unknown key; allowed: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else name
+        typ = hints[name]
+        if dataclasses.is_dataclass(typ):
+            kwargs[name] = _build(typ, value, key)
+        else:
+            kwargs[name] = _check_value(key, value, typ, dict(fields[name].metadata))
+    return cls(**kwargs)
+
+
+def _cross_checks(p: Params) -> None:
+    """Constraints that involve more than one key."""
+    if p.model.arch == "wideresnet" and (p.model.wrn_depth - 4) % 6 != 0:
+        raise ConfigError(f"model.wrn_depth = {p.model.wrn_depth}: must be 6k+4 (e.g. 16, 28, 34)")
+    if p.data.name in ("npz", "folder") and not p.data.path:
+        raise ConfigError(f'data.path = "": required when data.name is {p.data.name}')
+    if p.attack.norm == "linf" and p.attack.eps > 1.0:
+        raise ConfigError(f"attack.eps = {p.attack.eps}: must be <= 1 for linf on [0,1] inputs")
+    from robustprune.selection import SELECTORS  # late import: selection imports config
+
+    if p.select.method not in SELECTORS:
+        raise ConfigError(
+            f'select.method = "{p.select.method}": must be one of {", ".join(sorted(SELECTORS))}')
+
+
+def params_from_dict(raw: dict[str, Any]) -> Params:
+    """Validate a parsed params mapping (missing keys take the documented defaults)."""
+    params = _build(Params, raw, "")
+    _cross_checks(params)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raises :class:`ConfigError` with a one-line message."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    return params_from_dict(raw)
+
+
+def as_dict(obj: Any) -> Any:
+    """Plain-dict view of a config (for hashing, logging and JSON metrics)."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def fingerprint(*parts: Any) -> str:
+    """Stable short hash of JSON-able parts: keys resume checkpoints to exactly these inputs."""
+    blob = json.dumps([as_dict(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

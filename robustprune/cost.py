@@ -1,0 +1,129 @@
+"""Cost accounting: forward/backward example-passes and wall-clock, by phase.
+
+Speed-ups are reported two ways: wall-clock (what a user pays, noisy on a shared machine) and
+example-passes (deterministic, hardware-independent). Passes are counted by wrapping the model
+in :class:`CountingModel`, so every forward and every backward through the network is counted
+where it happens, whoever triggers it (attack, training step, selection scoring); no code path
+has to remember to count. One example through the whole network forwards counts 1 forward
+pass; a gradient through the whole network (for the weights or only for the input) counts 1
+backward pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+PHASES = ("attack", "train", "select")
+
+
+class CostMeter:
+    """Counters of example-passes and seconds per phase (``attack``, ``train``, ``select``).
+
+    Evaluation is not training cost: inside :meth:`paused` nothing is counted or timed.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.forward = dict.fromkeys(PHASES, 0)
+        self.backward = dict.fromkeys(PHASES, 0)
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self.phase = "train"
+        self.enabled = True
+
+    def _sync(self) -> None:
+        # GPU work is asynchronous: without a sync the time lands in whichever phase waits next.
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextmanager
+    def in_phase(self, phase: str) -> Iterator[None]:
+        """Attribute passes and time inside the block to ``phase``."""
+        if phase not in PHASES:
+            raise ValueError(f"unknown cost phase {phase!r}; allowed: {', '.join(PHASES)}")
+        previous = self.phase
+        self._sync()
+        start = time.perf_counter()
+        self.phase = phase
+        try:
+            yield
+        finally:
+            self._sync()
+            if self.enabled:
+                self.seconds[phase] += time.perf_counter() - start
+            self.phase = previous
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Run evaluation (or anything not part of the method's cost) uncounted."""
+        previous = self.enabled
+        self.enabled = False
+        try:
+            yield
+        finally:
+            self.enabled = previous
+
+    def count_forward(self, n: int, phase: str) -> None:
+        if self.enabled:
+            self.forward[phase] += n
+
+    def count_backward(self, n: int, phase: str) -> None:
+        if self.enabled:
+            self.backward[phase] += n
+
+    @property
+    def total_passes(self) -> int:
+        return sum(self.forward.values()) + sum(self.backward.values())
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+    def summary(self) -> dict[str, float | int]:
+        """Flat metrics: totals plus per-phase breakdown (``cost/<phase>/...``)."""
+        out: dict[str, float | int] = {
+            "passes": self.total_passes,
+            "forward_passes": sum(self.forward.values()),
+            "backward_passes": sum(self.backward.values()),
+            "seconds": round(self.total_seconds, 3),
+        }
+        for phase in PHASES:
+            out[f"{phase}_forward"] = self.forward[phase]
+            out[f"{phase}_backward"] = self.backward[phase]
+            out[f"{phase}_seconds"] = round(self.seconds[phase], 3)
+        return out
+
+    def state_dict(self) -> dict[str, dict[str, float] | dict[str, int]]:
+        return {"forward": dict(self.forward), "backward": dict(self.backward),
+                "seconds": dict(self.seconds)}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        self.forward = {k: int(state["forward"][k]) for k in PHASES}
+        self.backward = {k: int(state["backward"][k]) for k in PHASES}
+        self.seconds = {k: float(state["seconds"][k]) for k in PHASES}
+
+
+class CountingModel(nn.Module):
+    """Wraps a model; counts each forward, and each backward that reaches its output.
+
+    The backward is counted by a tensor hook on the output, which fires exactly once per
+    backward pass through it (``loss.backward()`` or ``torch.autograd.grad``), and is charged to
+    the phase that ran the forward.
+    """
+
+    def __init__(self, model: nn.Module, meter: CostMeter) -> None:
+        super().__init__()
+        self.model = model
+        self.meter = meter
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        meter, n, phase = self.meter, x.shape[0], self.meter.phase
+        meter.count_forward(n, phase)
+        if out.requires_grad and meter.enabled:
+            out.register_hook(lambda grad: meter.count_backward(n, phase))
+        return out

@@ -1,0 +1,200 @@
+"""One function per pipeline stage: what ``stages/*.py`` call after parsing arguments.
+
+Each function validates everything it can (params, input files, compatibility of the inputs)
+before any compute, computes, then writes its outputs atomically. They are plain functions of
+(params, paths, device) so tests can run a stage in-process.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustprune.attacks import build_attack
+from robustprune.config import Params, as_dict, fingerprint
+from robustprune.data import Splits, load_raw, load_splits, make_splits, save_splits
+from robustprune.evaluation import EvalPlan, evaluate_model
+from robustprune.io import atomic_write_json, atomic_write_text
+from robustprune.models import build_model, model_spec, read_model_file, save_model
+from robustprune.objectives import Objective, build_objective
+from robustprune.selection import MINERS, build_selector
+from robustprune.training import Trainer, TrainResult, file_digest
+
+CHECKPOINT_ROOT = Path(".cache/checkpoints")
+"""Resume state lives outside DVC's outputs (which DVC deletes before a rerun), keyed by a hash
+of the stage's params and input files, so a stale checkpoint can never be resumed."""
+
+
+class InputError(ValueError):
+    """A missing or incompatible input file; one line, names the file."""
+
+
+def _require_file(path: Path, made_by: str) -> None:
+    if not path.is_file():
+        raise InputError(f"{path}: not found; it is made by the {made_by} stage (dvc repro)")
+
+
+def prepare(params: Params, out: Path, raw_root: Path = Path("data/raw")) -> dict[str, Any]:
+    """Read the raw dataset, split off validation, write the canonical ``.npz``."""
+    d = params.data
+    raw = load_raw(d.name, d.path, raw_root=raw_root)
+    splits = make_splits(raw, d.name, d.val_size, d.train_size, params.seed)
+    _check_model_fits(params, splits)
+    save_splits(splits, out)
+    return {"dataset": d.name, "source": raw.source, "train": len(splits.y_train),
+            "val": len(splits.y_val), "test": len(splits.y_test), "shape": list(splits.shape),
+            "classes": list(splits.classes)}
+
+
+def _check_model_fits(params: Params, splits: Splits) -> None:
+    _, h, w = splits.shape
+    if params.model.arch == "smallcnn" and min(h, w) < 14:
+        raise InputError(f"model.arch = smallcnn needs images >= 14 px; {splits.name} is {h}x{w}")
+
+
+def _spec(params: Params, splits: Splits) -> dict[str, Any]:
+    c, h, _ = splits.shape
+    return model_spec(params.model.arch, in_channels=c, num_classes=splits.num_classes,
+                      image_size=h, mean=splits.mean, std=splits.std,
+                      wrn_depth=params.model.wrn_depth, wrn_width=params.model.wrn_width)
+
+
+def _finish(trainer: Trainer, result: TrainResult, model_out: Path, metrics_out: Path,
+            spec: dict[str, Any], info: dict[str, Any], started: float) -> dict[str, Any]:
+    metrics = {**info, "epochs": len(result.history),
+               "final": {k: v for k, v in result.final.items() if k != "epoch"},
+               "cost": result.cost, "stage_seconds": round(time.perf_counter() - started, 2)}
+    save_model(trainer.model, spec, model_out, extra={"stage": info["stage"]})
+    atomic_write_json(metrics_out, metrics)
+    trainer.discard_checkpoint()
+    return metrics
+
+
+def warmup(params: Params, data_path: Path, model_out: Path, metrics_out: Path,
+           live_dir: Path | None, device: torch.device,
+           checkpoint_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
+    """W epochs of clean training from a seeded initialisation (W = 0 saves the init)."""
+    started = time.perf_counter()
+    _require_file(data_path, "prepare")
+    splits = load_splits(data_path)
+    _check_model_fits(params, splits)
+    spec = _spec(params, splits)
+    torch.manual_seed(params.seed)
+    model = build_model(**spec)
+    key = fingerprint("warmup", params.seed, params.model, params.warmup, params.attack.eps,
+                      params.attack.norm, file_digest(data_path))
+    trainer = Trainer(model=model, data=splits, optim=params.warmup, objective=Objective(),
+                      attack=build_attack(params.attack), selector=build_selector("full", 1, 0),
+                      miner=MINERS["none"](), seed=params.seed, device=device,
+                      checkpoint_dir=checkpoint_root / f"warmup-{key}", live_dir=live_dir)
+    result = trainer.run()
+    info = {"stage": "warmup", "objective": "clean", "train_examples": len(splits.y_train)}
+    return _finish(trainer, result, model_out, metrics_out, spec, info, started)
+
+
+def load_trained(path: Path, params: Params, splits: Splits) -> tuple[nn.Module, dict[str, Any]]:
+    """A saved model, checked against the current params and data before any compute."""
+    payload = read_model_file(path)
+    spec = dict(payload["spec"])
+    expected = _spec(params, splits)
+    for key in ("arch", "in_channels", "num_classes", "image_size"):
+        if spec.get(key) != expected[key]:
+            raise InputError(f"{path}: built with {key} = {spec.get(key)} but the current "
+                             f"params/data need {expected[key]}; rerun the warmup stage")
+    model = build_model(**spec)
+    model.load_state_dict(payload["state_dict"])
+    return model, spec
+
+
+def train(params: Params, data_path: Path, init_path: Path, model_out: Path, metrics_out: Path,
+          live_dir: Path | None, device: torch.device,
+          checkpoint_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
+    """Robust training from the warm-up checkpoint with the configured selector."""
+    started = time.perf_counter()
+    _require_file(data_path, "prepare")
+    _require_file(init_path, "warmup")
+    splits = load_splits(data_path)
+    model, spec = load_trained(init_path, params, splits)
+    attack, objective = build_attack(params.attack), build_objective(params.objective)
+    selector = build_selector(params.select.method, params.select.fraction, params.seed)
+    key = fingerprint("train", params.seed, params.attack, params.objective, params.train,
+                      params.select, file_digest(data_path), file_digest(init_path))
+    trainer = Trainer(model=model, data=splits, optim=params.train, objective=objective,
+                      attack=attack, selector=selector, miner=MINERS["none"](),
+                      seed=params.seed, device=device,
+                      checkpoint_dir=checkpoint_root / f"train-{key}", live_dir=live_dir)
+    result = trainer.run()
+    info = {"stage": "train", "method": params.select.method,
+            "fraction": params.select.fraction, "objective": as_dict(params.objective),
+            "attack": as_dict(params.attack), "train_examples": len(splits.y_train)}
+    return _finish(trainer, result, model_out, metrics_out, spec, info, started)
+
+
+def evaluate(params: Params, data_path: Path, model_path: Path, metrics_out: Path,
+             device: torch.device) -> dict[str, Any]:
+    """Clean / PGD / AutoAttack accuracy of a saved model on the test split."""
+    started = time.perf_counter()
+    _require_file(data_path, "prepare")
+    _require_file(model_path, "warmup or train")
+    splits = load_splits(data_path)
+    model, _ = load_trained(model_path, params, splits)
+    e = params.eval
+    plan = EvalPlan(norm=params.attack.norm, eps=params.attack.eps,
+                    num_classes=splits.num_classes, n_clean=e.n_clean, n_pgd=e.n_pgd,
+                    pgd_steps=e.pgd_steps, pgd_restarts=e.pgd_restarts,
+                    n_autoattack=e.n_autoattack, n_sanity=e.n_sanity,
+                    sanity_factor=e.sanity_factor, batch_size=e.batch_size, seed=params.seed)
+    metrics = {"model": str(model_path), **evaluate_model(model, splits.x_test, splits.y_test,
+                                                          plan, device)}
+    metrics["stage_seconds"] = round(time.perf_counter() - started, 2)
+    atomic_write_json(metrics_out, metrics)
+    return metrics
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f}"
+
+
+def report(rows: dict[str, tuple[Path, Path]], summary_out: Path, table_out: Path,
+           baseline: str) -> dict[str, Any]:
+    """Side-by-side table: one row per (training metrics, evaluation metrics) pair.
+
+    Speed-ups are relative to ``baseline`` (wall-clock seconds and example-passes).
+    """
+    import json
+
+    loaded: dict[str, dict[str, Any]] = {}
+    for name, (train_json, eval_json) in rows.items():
+        for path in (train_json, eval_json):
+            _require_file(path, "train/evaluate")
+        loaded[name] = {"train": json.loads(train_json.read_text()),
+                        "eval": json.loads(eval_json.read_text())}
+    if baseline not in loaded:
+        raise InputError(f"report baseline {baseline!r} is not one of {', '.join(loaded)}")
+    base = loaded[baseline]["train"]["cost"]
+    summary: dict[str, Any] = {"baseline": baseline, "rows": {}}
+    lines = ["| model | clean % | PGD-20 % | AutoAttack % (n) | train s | passes | "
+             "speed-up (s) | speed-up (passes) | checks |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, m in loaded.items():
+        cost, ev = m["train"]["cost"], m["eval"]
+        row = {"clean_acc": ev["clean_acc"], "pgd_acc": ev["pgd_acc"],
+               "autoattack_acc": ev.get("autoattack_acc"),
+               "n_autoattack": ev.get("n_autoattack", 0),
+               "seconds": cost["seconds"], "passes": cost["passes"],
+               "speedup_seconds": round(base["seconds"] / max(cost["seconds"], 1e-9), 3),
+               "speedup_passes": round(base["passes"] / max(cost["passes"], 1), 3),
+               "checks_passed": ev["checks_passed"]}
+        summary["rows"][name] = row
+        lines.append(f"| {name} | {_pct(row['clean_acc'])} | {_pct(row['pgd_acc'])} | "
+                     f"{_pct(row['autoattack_acc'])} ({row['n_autoattack']}) | "
+                     f"{row['seconds']:.0f} | {row['passes']:,} | "
+                     f"{row['speedup_seconds']:.2f}× | {row['speedup_passes']:.2f}× | "
+                     f"{'ok' if row['checks_passed'] else 'FAILED'} |")
+    atomic_write_json(summary_out, summary)
+    atomic_write_text(table_out, "\n".join(lines) + "\n")
+    return summary

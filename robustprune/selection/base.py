@@ -1,0 +1,126 @@
+"""The two selection interfaces the training loop knows about.
+
+Selectors save adversarial compute at two granularities, and a method may use either or both:
+
+- :class:`SubsetSelector` decides, at the start of each epoch, *which* training examples are
+  used and with what weights (static pruning, online random subsets, periodic coresets).
+  It returns indices + weights + optional scores (the DeepCore convention).
+- :class:`BatchMiner` decides, per batch, *how much attack* each example gets (BulletTrain).
+
+The loop calls both through these methods only, so stacking is composition: any subset
+selector with any miner with any training attack. Work a selector does that touches the model
+runs inside ``ctx.meter.in_phase("select")`` through ``ctx.model`` (a counting model), so its
+passes and seconds are charged to the method.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from robustprune.attacks import Attack
+from robustprune.cost import CostMeter
+from robustprune.objectives import Objective
+
+
+@dataclass
+class Selection:
+    """Training examples for one epoch: positions into the training set, and their weights."""
+
+    indices: torch.Tensor  # int64 [M]
+    weights: torch.Tensor | None = None  # float [M]; None means all 1
+    scores: torch.Tensor | None = None  # float [N], whole training set, if the method has them
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and self.weights.shape != self.indices.shape:
+            raise ValueError("selection weights must match the indices")
+
+
+@dataclass
+class SelectionContext:
+    """What a selector may look at. ``model`` counts passes; use ``meter.in_phase('select')``."""
+
+    epoch: int
+    epochs: int
+    model: nn.Module
+    x_train: torch.Tensor  # uint8 [N,C,H,W] on the training device
+    y_train: torch.Tensor  # int64 [N]
+    num_classes: int
+    objective: Objective
+    attack: Attack
+    meter: CostMeter
+    seed: int
+    batch_size: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SubsetSelector:
+    """Base class: override :meth:`select`. ``fraction`` is the per-epoch data budget."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, fraction: float = 1.0, seed: int = 0) -> None:
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        self.fraction = fraction
+        self.seed = seed
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Whatever must survive a kill-and-resume (e.g. the current coreset)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        del state
+
+
+class BatchMiner:
+    """Per-batch attack allocation. The default attacks every example fully."""
+
+    name: ClassVar[str] = "none"
+
+    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    objective: Objective, attack: Attack, meter: CostMeter) -> torch.Tensor:
+        with meter.in_phase("attack"):
+            return objective.adversarial(model, x, y, attack)
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """Per-epoch statistics to log (reset after each call)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        del state
+
+
+def class_balanced_sample(y: torch.Tensor, fraction: float, generator: torch.Generator,
+                          num_classes: int) -> torch.Tensor:
+    """⌈fraction·|class|⌉ random examples of each class, sorted (deterministic for a generator)."""
+    y_cpu = y.cpu()
+    picked = []
+    for c in range(num_classes):
+        members = (y_cpu == c).nonzero().squeeze(1)
+        if members.numel() == 0:
+            continue
+        k = min(members.numel(), math.ceil(fraction * members.numel()))
+        perm = torch.randperm(members.numel(), generator=generator)[:k]
+        picked.append(members[perm])
+    return torch.cat(picked).sort().values if picked else torch.empty(0, dtype=torch.long)
+
+
+def seeded_generator(*parts: int) -> torch.Generator:
+    """A CPU generator seeded from integers (e.g. seed and epoch): no hidden global state."""
+    g = torch.Generator()
+    seed = 0
+    for p in parts:
+        seed = (seed * 1_000_003 + int(p)) % (2**63 - 1)
+    g.manual_seed(seed)
+    return g

@@ -1,0 +1,279 @@
+"""The training loop shared by warm-up (clean objective) and robust training.
+
+The loop knows four collaborators and nothing about particular methods: an :class:`Objective`
+(what to minimise), an :class:`Attack` (how to perturb), a :class:`SubsetSelector` (which
+examples each epoch) and a :class:`BatchMiner` (how much attack each example in a batch gets).
+
+Resume: after every epoch the full state (model, optimiser, RNG streams, cost counters, history,
+selector and miner state) is written atomically to ``checkpoint_dir``. A run killed at any point
+restarts from the last finished epoch and follows exactly the trajectory of an uninterrupted
+run. The LR schedule is a pure function of training progress, so it needs no state of its own.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustprune.attacks import PGD, Attack
+from robustprune.config import OptimConfig
+from robustprune.cost import CostMeter, CountingModel
+from robustprune.data import Splits
+from robustprune.evaluation import clean_correct, pgd_correct
+from robustprune.io import atomic_torch_save
+from robustprune.objectives import Objective
+from robustprune.selection import BatchMiner, SelectionContext, SubsetSelector
+
+CHECKPOINT_NAME = "last.pt"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; anything else is passed to torch."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def lr_factor(schedule: str, t: float) -> float:
+    """Multiplier of the base LR at training progress ``t`` in [0, 1).
+
+    piecewise: ×1, then ×0.1 from 50% and ×0.01 from 75% (Madry/Rice et al.).
+    onecycle: linear from 0.1 to 1 over the first 25%, then linear down to 0.
+    constant: ×1.
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "piecewise":
+        return 1.0 if t < 0.5 else 0.1 if t < 0.75 else 0.01
+    if schedule == "onecycle":
+        return 0.1 + 0.9 * t / 0.25 if t < 0.25 else (1.0 - t) / 0.75
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
+    """Random crop (reflect-padded by 1/8 of the side) and/or horizontal flip, per example."""
+    if kind == "none":
+        return x
+    b, _, h, w = x.shape
+    pad = max(1, h // 8)
+    xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    di = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device)
+    dj = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device)
+    rows = (di[:, None] + torch.arange(h, device=x.device))[:, :, None]
+    cols = (dj[:, None] + torch.arange(w, device=x.device))[:, None, :]
+    out = xp.permute(0, 2, 3, 1)[torch.arange(b, device=x.device)[:, None, None], rows, cols]
+    out = out.permute(0, 3, 1, 2)
+    if kind == "crop-flip":
+        flip = (torch.rand(b, generator=g) < 0.5).to(x.device).view(-1, 1, 1, 1)
+        out = torch.where(flip, out.flip(3), out)
+    return out.contiguous()
+
+
+class EpochLogger:
+    """dvclive per-epoch metrics; replays resumed epochs so the plots are whole after a resume."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.live = None
+        if directory is not None:
+            from dvclive import Live
+
+            self.live = Live(str(directory), dvcyaml=False, save_dvc_exp=False, report=None)
+
+    def log(self, row: dict[str, float]) -> None:
+        if self.live is None:
+            return
+        for key, value in row.items():
+            if key != "epoch":
+                self.live.log_metric(key, value)
+        self.live.next_step()
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.end()
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]]
+    cost: dict[str, float | int]
+    resumed_from_epoch: int = 0
+    final: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Trainer:
+    """One training phase. ``model`` is the bare model; it is trained in place."""
+
+    model: nn.Module
+    data: Splits
+    optim: OptimConfig
+    objective: Objective
+    attack: Attack
+    selector: SubsetSelector
+    miner: BatchMiner
+    seed: int
+    device: torch.device
+    checkpoint_dir: Path | None = None
+    live_dir: Path | None = None
+    log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        self.model.to(self.device)
+        self.meter = CostMeter(self.device)
+        self.counted = CountingModel(self.model, self.meter)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.optim.lr,
+                                         momentum=self.optim.momentum,
+                                         weight_decay=self.optim.weight_decay)
+        self.data_gen = torch.Generator()
+        self.x_train = self.data.x_train.to(self.device)
+        self.y_train = self.data.y_train.to(self.device)
+        n_val = self.optim.val_n or len(self.data.y_val)
+        self.x_val, self.y_val = self.data.x_val[:n_val], self.data.y_val[:n_val]
+        self.val_attack = PGD(eps=self.attack.eps, alpha=self.attack.eps / 4, steps=10,
+                              norm=self.attack.norm)
+
+    # ---- resume state -------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
+
+    def _state(self, epoch: int, history: list[dict[str, float]]) -> dict[str, Any]:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "data": self.data_gen.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"epoch": epoch, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng": rng,
+                "cost": self.meter.state_dict(), "history": history,
+                "selector": self.selector.state_dict(), "miner": self.miner.state_dict()}
+
+    def _restore(self) -> tuple[int, list[dict[str, float]]]:
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            torch.manual_seed(self.seed)
+            self.data_gen.manual_seed(self.seed)
+            return 0, []
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        self.data_gen.set_state(state["rng"]["data"].cpu())
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+        self.meter.load_state_dict(state["cost"])
+        self.selector.load_state_dict(state["selector"])
+        self.miner.load_state_dict(state["miner"])
+        return int(state["epoch"]), list(state["history"])
+
+    def discard_checkpoint(self) -> None:
+        """Called once the final outputs are safely written."""
+        if self.checkpoint_dir is not None:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
+    # ---- the loop -----------------------------------------------------------------------
+    def _context(self, epoch: int) -> SelectionContext:
+        return SelectionContext(
+            epoch=epoch, epochs=self.optim.epochs, model=self.counted, x_train=self.x_train,
+            y_train=self.y_train, num_classes=self.data.num_classes, objective=self.objective,
+            attack=self.attack, meter=self.meter, seed=self.seed,
+            batch_size=self.optim.batch_size)
+
+    def _epoch(self, epoch: int) -> dict[str, float]:
+        with self.meter.in_phase("select"):
+            selection = self.selector.select(self._context(epoch))
+        indices = selection.indices.to(self.device)
+        weights = None if selection.weights is None else selection.weights.to(self.device)
+        order = torch.randperm(len(indices), generator=self.data_gen).to(self.device)
+        bs, n_batches = self.optim.batch_size, max(1, -(-len(indices) // self.optim.batch_size))
+        loss_sum = torch.zeros((), device=self.device)
+        seen, lr = 0, self.optim.lr
+        for b in range(n_batches):
+            pos = order[b * bs:(b + 1) * bs]
+            if pos.numel() == 0:
+                break
+            t = (epoch + b / n_batches) / self.optim.epochs
+            lr = self.optim.lr * lr_factor(self.optim.schedule, t)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            with self.meter.in_phase("train"):
+                idx = indices[pos]
+                x = augment(self.x_train[idx].float().div_(255.0), self.optim.augment,
+                            self.data_gen)
+                y = self.y_train[idx]
+                w = None if weights is None else weights[pos]
+            self.model.eval()  # attacks see the inference-mode network (TRADES convention)
+            x_adv = self.miner.adversarial(self.counted, x, y, self.objective, self.attack,
+                                           self.meter)
+            self.model.train()
+            with self.meter.in_phase("train"):
+                loss = self.objective.loss(self.counted, x, x_adv, y, w)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                loss_sum += loss.detach() * len(y)
+                seen += len(y)
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": (loss_sum / max(seen, 1)).item(),
+               "examples": float(seen)}
+        row.update(self.miner.epoch_metrics())
+        return row
+
+    def _validate(self) -> dict[str, float]:
+        """Clean and PGD-10 accuracy on the validation split: not part of the cost, and run on
+        a forked RNG so that changing its size cannot change the training trajectory."""
+        self.model.eval()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with self.meter.paused(), torch.random.fork_rng(devices=devices):
+            bs = 500
+            clean = clean_correct(self.model, self.x_val, self.y_val, bs, self.device)
+            robust = pgd_correct(self.model, self.x_val, self.y_val, self.val_attack, 1, bs,
+                                 self.device)
+        return {"val_clean_acc": clean.float().mean().item() if clean.numel() else 0.0,
+                "val_pgd_acc": robust.float().mean().item() if robust.numel() else 0.0}
+
+    def run(self) -> TrainResult:
+        start_epoch, history = self._restore()
+        if start_epoch:
+            self.log(f"resuming from {self.checkpoint_path} after epoch {start_epoch}")
+        logger = EpochLogger(self.live_dir)
+        for row in history:
+            logger.log(row)
+        try:
+            for epoch in range(start_epoch, self.optim.epochs):
+                before = self.meter.total_seconds
+                row = self._epoch(epoch)
+                row["epoch_seconds"] = round(self.meter.total_seconds - before, 3)
+                row.update(self._validate())
+                row["cum_seconds"] = round(self.meter.total_seconds, 3)
+                row["cum_passes"] = float(self.meter.total_passes)
+                history.append(row)
+                logger.log(row)
+                self.log(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
+                if self.checkpoint_path is not None:
+                    atomic_torch_save(self._state(epoch + 1, history), self.checkpoint_path)
+        finally:
+            logger.close()
+        self.model.eval()
+        final = history[-1] if history else self._validate()
+        return TrainResult(history=history, cost=self.meter.summary(),
+                           resumed_from_epoch=start_epoch, final=final)
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file: keys checkpoints to the exact inputs they were trained from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,31 @@
+"""Stage prepare: read the dataset, hold out a validation split, write data/prepared/dataset.npz.
+
+Source order for built-in datasets: data/raw/<name>/, then a system copy (Debian's
+/usr/share/datasets/fashion-mnist), then the official URL with a SHA-256 check.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from robustprune import cli, pipeline
+from robustprune.config import load_params
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.parser(__doc__)
+    p.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw data root")
+    p.add_argument("--out", type=Path, default=Path("data/prepared/dataset.npz"))
+    args = p.parse_args(argv)
+
+    def stage() -> None:
+        info = pipeline.prepare(load_params(args.params), args.out, args.raw)
+        print(json.dumps(info))
+
+    return cli.run(stage)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

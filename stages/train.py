@@ -1,0 +1,33 @@
+"""Stage train: robust training (params `attack.*`, `objective.*`, `train.*`, `select.*`)
+from the warm-up checkpoint.
+
+Resumable: after each epoch its full state goes to .cache/checkpoints/train-<hash of params
+and inputs>/; rerunning after a kill continues from there and ends with the same metrics.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from robustprune import cli, pipeline
+from robustprune.config import load_params
+from robustprune.training import resolve_device
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.parser(__doc__)
+    cli.add_device(p)
+    p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"))
+    p.add_argument("--init", type=Path, default=Path("models/warmup.pt"))
+    p.add_argument("--out", type=Path, default=Path("models/robust.pt"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
+    p.add_argument("--live", type=Path, default=Path("dvclive/train"))
+    args = p.parse_args(argv)
+    return cli.run(lambda: pipeline.train(load_params(args.params), args.data, args.init,
+                                          args.out, args.metrics, args.live,
+                                          resolve_device(args.device)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

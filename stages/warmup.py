@@ -1,0 +1,30 @@
+"""Stage warmup: W epochs of clean training (params `warmup.*`); W = 0 saves the seeded init.
+
+The result is both the starting point of every robust run and the clean-trained reference
+model that the evaluation compares against.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from robustprune import cli, pipeline
+from robustprune.config import load_params
+from robustprune.training import resolve_device
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.parser(__doc__)
+    cli.add_device(p)
+    p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"))
+    p.add_argument("--out", type=Path, default=Path("models/warmup.pt"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/warmup.json"))
+    p.add_argument("--live", type=Path, default=Path("dvclive/warmup"))
+    args = p.parse_args(argv)
+    return cli.run(lambda: pipeline.warmup(load_params(args.params), args.data, args.out,
+                                           args.metrics, args.live, resolve_device(args.device)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
