@@ -18,7 +18,7 @@ from robustprune.attacks import build_attack
 from robustprune.config import Params, as_dict, fingerprint
 from robustprune.data import Splits, load_raw, load_splits, make_splits, save_splits
 from robustprune.evaluation import EvalPlan, evaluate_model
-from robustprune.io import atomic_write_json, atomic_write_text
+from robustprune.io import atomic_write_json
 from robustprune.models import build_model, model_spec, read_model_file, save_model
 from robustprune.objectives import Objective, build_objective
 from robustprune.selection import MINERS, build_selector
@@ -33,7 +33,7 @@ class InputError(ValueError):
     """A missing or incompatible input file; one line, names the file."""
 
 
-def _require_file(path: Path, made_by: str) -> None:
+def require_file(path: Path, made_by: str) -> None:
     if not path.is_file():
         raise InputError(f"{path}: not found; it is made by the {made_by} stage (dvc repro)")
 
@@ -79,7 +79,7 @@ def warmup(params: Params, data_path: Path, model_out: Path, metrics_out: Path,
            checkpoint_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
     """W epochs of clean training from a seeded initialisation (W = 0 saves the init)."""
     started = time.perf_counter()
-    _require_file(data_path, "prepare")
+    require_file(data_path, "prepare")
     splits = load_splits(data_path)
     _check_model_fits(params, splits)
     spec = _spec(params, splits)
@@ -115,8 +115,8 @@ def train(params: Params, data_path: Path, init_path: Path, model_out: Path, met
           checkpoint_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
     """Robust training from the warm-up checkpoint with the configured selector."""
     started = time.perf_counter()
-    _require_file(data_path, "prepare")
-    _require_file(init_path, "warmup")
+    require_file(data_path, "prepare")
+    require_file(init_path, "warmup")
     splits = load_splits(data_path)
     model, spec = load_trained(init_path, params, splits)
     attack, objective = build_attack(params.attack), build_objective(params.objective)
@@ -138,8 +138,8 @@ def evaluate(params: Params, data_path: Path, model_path: Path, metrics_out: Pat
              device: torch.device) -> dict[str, Any]:
     """Clean / PGD / AutoAttack accuracy of a saved model on the test split."""
     started = time.perf_counter()
-    _require_file(data_path, "prepare")
-    _require_file(model_path, "warmup or train")
+    require_file(data_path, "prepare")
+    require_file(model_path, "warmup or train")
     splits = load_splits(data_path)
     model, _ = load_trained(model_path, params, splits)
     e = params.eval
@@ -153,48 +153,3 @@ def evaluate(params: Params, data_path: Path, model_path: Path, metrics_out: Pat
     metrics["stage_seconds"] = round(time.perf_counter() - started, 2)
     atomic_write_json(metrics_out, metrics)
     return metrics
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.2f}"
-
-
-def report(rows: dict[str, tuple[Path, Path]], summary_out: Path, table_out: Path,
-           baseline: str) -> dict[str, Any]:
-    """Side-by-side table: one row per (training metrics, evaluation metrics) pair.
-
-    Speed-ups are relative to ``baseline`` (wall-clock seconds and example-passes).
-    """
-    import json
-
-    loaded: dict[str, dict[str, Any]] = {}
-    for name, (train_json, eval_json) in rows.items():
-        for path in (train_json, eval_json):
-            _require_file(path, "train/evaluate")
-        loaded[name] = {"train": json.loads(train_json.read_text()),
-                        "eval": json.loads(eval_json.read_text())}
-    if baseline not in loaded:
-        raise InputError(f"report baseline {baseline!r} is not one of {', '.join(loaded)}")
-    base = loaded[baseline]["train"]["cost"]
-    summary: dict[str, Any] = {"baseline": baseline, "rows": {}}
-    lines = ["| model | clean % | PGD-20 % | AutoAttack % (n) | train s | passes | "
-             "speed-up (s) | speed-up (passes) | checks |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, m in loaded.items():
-        cost, ev = m["train"]["cost"], m["eval"]
-        row = {"clean_acc": ev["clean_acc"], "pgd_acc": ev["pgd_acc"],
-               "autoattack_acc": ev.get("autoattack_acc"),
-               "n_autoattack": ev.get("n_autoattack", 0),
-               "seconds": cost["seconds"], "passes": cost["passes"],
-               "speedup_seconds": round(base["seconds"] / max(cost["seconds"], 1e-9), 3),
-               "speedup_passes": round(base["passes"] / max(cost["passes"], 1), 3),
-               "checks_passed": ev["checks_passed"]}
-        summary["rows"][name] = row
-        lines.append(f"| {name} | {_pct(row['clean_acc'])} | {_pct(row['pgd_acc'])} | "
-                     f"{_pct(row['autoattack_acc'])} ({row['n_autoattack']}) | "
-                     f"{row['seconds']:.0f} | {row['passes']:,} | "
-                     f"{row['speedup_seconds']:.2f}× | {row['speedup_passes']:.2f}× | "
-                     f"{'ok' if row['checks_passed'] else 'FAILED'} |")
-    atomic_write_json(summary_out, summary)
-    atomic_write_text(table_out, "\n".join(lines) + "\n")
-    return summary

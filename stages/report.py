@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from robustprune import cli, pipeline
+from robustprune import cli, report
 
 
 def _row(text: str) -> tuple[str, tuple[Path, Path]]:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--summary", type=Path, default=Path("metrics/summary.json"))
     p.add_argument("--table", type=Path, default=Path("metrics/summary.md"))
     args = p.parse_args(argv)
-    return cli.run(lambda: pipeline.report(dict(args.row), args.summary, args.table,
+    return cli.run(lambda: report.report(dict(args.row), args.summary, args.table,
                                            args.baseline))
 
 
