@@ -37,7 +37,7 @@ repro: setup
 	dvc repro
 
 test: setup
-	DVCLIVE_TEST=true $(BIN)/python -m pytest
+	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

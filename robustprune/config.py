@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -154,7 +155,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         raise ConfigError(f"{prefix or 'params'}: must be a mapping of keys to values")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(str(k) for k in set(raw) - set(fields))
     if unknown:
         where = f"{prefix}." if prefix else ""
         raise ConfigError(f"{where}{unknown[0]}: unknown key; allowed: {', '.join(fields)}")
@@ -191,6 +192,20 @@ def params_from_dict(raw: dict[str, Any]) -> Params:
     return params
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 numbers, as DVC (ruamel) reads them: ``5e-4`` is a float, not a string."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``; raises :class:`ConfigError` with a one-line message."""
     path = Path(path)
@@ -199,11 +214,15 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.load(text, Loader=_Yaml12Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{where} not valid YAML") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections to keys, got {raw!r}")
     return params_from_dict(raw)
 
 

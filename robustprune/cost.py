@@ -34,37 +34,53 @@ class CostMeter:
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self.phase = "train"
         self.enabled = True
+        self._depth = 0
+        self._mark = time.perf_counter()
 
     def _sync(self) -> None:
         # GPU work is asynchronous: without a sync the time lands in whichever phase waits next.
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _charge(self) -> None:
+        """Give the time since the last phase change to the phase that was running."""
+        now = time.perf_counter()
+        if self._depth and self.enabled:
+            self.seconds[self.phase] += now - self._mark
+        self._mark = now
+
     @contextmanager
     def in_phase(self, phase: str) -> Iterator[None]:
-        """Attribute passes and time inside the block to ``phase``."""
+        """Attribute passes and time inside the block to ``phase``.
+
+        Blocks may nest (a selector that runs an attack): the inner block's time goes to the
+        inner phase only, so every second is counted once.
+        """
         if phase not in PHASES:
             raise ValueError(f"unknown cost phase {phase!r}; allowed: {', '.join(PHASES)}")
-        previous = self.phase
         self._sync()
-        start = time.perf_counter()
-        self.phase = phase
+        self._charge()
+        previous, self.phase = self.phase, phase
+        self._depth += 1
         try:
             yield
         finally:
             self._sync()
-            if self.enabled:
-                self.seconds[phase] += time.perf_counter() - start
+            self._charge()
             self.phase = previous
+            self._depth -= 1
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """Run evaluation (or anything not part of the method's cost) uncounted."""
-        previous = self.enabled
-        self.enabled = False
+        """Run evaluation (or anything not part of the method's cost) uncounted and untimed."""
+        self._sync()
+        self._charge()
+        previous, self.enabled = self.enabled, False
         try:
             yield
         finally:
+            self._sync()
+            self._charge()  # drops the paused time: still disabled here
             self.enabled = previous
 
     def count_forward(self, n: int, phase: str) -> None:

@@ -184,7 +184,17 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Public contract: an ``nn.Module`` in eval mode mapping [0,1] images to logits."""
     payload = read_model_file(path)
-    spec = dict(payload["spec"])
-    model = build_model(spec.pop("arch"), **spec)
-    model.load_state_dict(payload["state_dict"])
-    return model.to(device).eval()
+    return model_from_payload(payload, path).to(device).eval()
+
+
+def model_from_payload(payload: dict[str, Any], path: str | Path) -> nn.Module:
+    """Rebuild the network from a payload's spec and weights; one-line ``ValueError`` if the
+    spec is incomplete or the weights do not fit it."""
+    try:
+        spec = dict(payload["spec"])
+        model = build_model(spec.pop("arch"), **spec)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: model spec and weights do not fit ({reason})") from None
+    return model

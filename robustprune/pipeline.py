@@ -19,7 +19,13 @@ from robustprune.config import Params, as_dict, fingerprint
 from robustprune.data import Splits, load_raw, load_splits, make_splits, save_splits
 from robustprune.evaluation import EvalPlan, evaluate_model
 from robustprune.io import atomic_write_json
-from robustprune.models import build_model, model_spec, read_model_file, save_model
+from robustprune.models import (
+    build_model,
+    model_from_payload,
+    model_spec,
+    read_model_file,
+    save_model,
+)
 from robustprune.objectives import Objective, build_objective
 from robustprune.selection import MINERS, build_selector
 from robustprune.training import Trainer, TrainResult, file_digest
@@ -98,16 +104,20 @@ def warmup(params: Params, data_path: Path, model_out: Path, metrics_out: Path,
 
 def load_trained(path: Path, params: Params, splits: Splits) -> tuple[nn.Module, dict[str, Any]]:
     """A saved model, checked against the current params and data before any compute."""
-    payload = read_model_file(path)
-    spec = dict(payload["spec"])
+    try:
+        payload = read_model_file(path)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    spec = dict(payload.get("spec", {}))
     expected = _spec(params, splits)
     for key in ("arch", "in_channels", "num_classes", "image_size"):
         if spec.get(key) != expected[key]:
             raise InputError(f"{path}: built with {key} = {spec.get(key)} but the current "
                              f"params/data need {expected[key]}; rerun the warmup stage")
-    model = build_model(**spec)
-    model.load_state_dict(payload["state_dict"])
-    return model, spec
+    try:
+        return model_from_payload(payload, path), spec
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def train(params: Params, data_path: Path, init_path: Path, model_out: Path, metrics_out: Path,

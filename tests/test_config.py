@@ -1,0 +1,207 @@
+"""Tests for robustprune.config: defaults, YAML loading, one-line ConfigError messages naming
+the key for every kind of bad value, cross-key checks and the fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from robustprune.config import (
+    ConfigError,
+    Params,
+    as_dict,
+    fingerprint,
+    load_params,
+    params_from_dict,
+)
+
+
+def test_defaults():
+    p = params_from_dict({})
+    assert p == Params()
+    assert p.seed == 0
+    assert (p.data.name, p.data.val_size, p.data.train_size) == ("fashion-mnist", 5000, 0)
+    assert (p.model.arch, p.model.wrn_depth, p.model.wrn_width) == ("smallcnn", 28, 10)
+    assert (p.attack.norm, p.attack.eps, p.attack.name) == ("linf", 0.1, "pgd")
+    assert (p.attack.alpha, p.attack.steps) == (0.02, 10)
+    assert (p.objective.name, p.objective.beta) == ("pgd-at", 6.0)
+    assert (p.train.epochs, p.train.batch_size, p.train.schedule) == (1, 128, "onecycle")
+    assert (p.select.method, p.select.fraction) == ("full", 1.0)
+    assert (p.eval.pgd_steps, p.eval.batch_size) == (20, 500)
+
+
+def test_partial_section_keeps_other_defaults():
+    p = params_from_dict({"attack": {"eps": 0.3}})
+    assert p.attack.eps == 0.3
+    assert p.attack.steps == 10 and p.attack.norm == "linf"
+
+
+def test_load_params_from_yaml(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text(
+        "seed: 3\n"
+        "data:\n  name: npz\n  path: /tmp/d.npz\n  val_size: 10\n"
+        "model:\n  arch: wideresnet\n  wrn_depth: 16\n  wrn_width: 2\n"
+        "attack:\n  norm: l2\n  eps: 1   # int accepted for a float\n  name: fgsm-rs\n"
+        "objective:\n  name: trades\n  beta: 1.5\n"
+        "train:\n  epochs: 0\n  lr: 0.1\n"
+        "select:\n  method: random-online\n  fraction: 0.25\n"
+    )
+    p = load_params(f)
+    assert p.seed == 3
+    assert (p.data.name, p.data.path, p.data.val_size) == ("npz", "/tmp/d.npz", 10)
+    assert (p.model.arch, p.model.wrn_depth, p.model.wrn_width) == ("wideresnet", 16, 2)
+    assert (p.attack.norm, p.attack.name) == ("l2", "fgsm-rs")
+    assert p.attack.eps == 1.0 and isinstance(p.attack.eps, float)
+    assert (p.objective.name, p.objective.beta) == ("trades", 1.5)
+    assert (p.train.epochs, p.train.lr) == (0, 0.1)
+    assert p.warmup == Params().warmup
+    assert (p.select.method, p.select.fraction) == ("random-online", 0.25)
+
+
+def test_load_params_empty_file_gives_defaults(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("# nothing\n")
+    assert load_params(f) == Params()
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    ({"trainng": {"epochs": 1}}, "trainng"),                      # unknown section
+    ({"train": {"epoch": 1}}, "train.epoch"),                     # unknown key
+    ({"train": {"epochs": "3"}}, "train.epochs"),                 # string for int
+    ({"seed": True}, "seed"),                                     # bool for int
+    ({"train": {"batch_size": 32.0}}, "train.batch_size"),        # float for int
+    ({"attack": {"eps": [0.1, 0.2]}}, "attack.eps"),              # list for float
+    ({"objective": {"beta": False}}, "objective.beta"),           # bool for float
+    ({"attack": {"eps": float("nan")}}, "attack.eps"),            # not finite
+    ({"attack": {"name": 3}}, "attack.name"),                     # int for str
+    ({"attack": {"eps": -0.01}}, "attack.eps"),
+    ({"attack": {"alpha": 0}}, "attack.alpha"),
+    ({"attack": {"steps": 0}}, "attack.steps"),
+    ({"attack": {"norm": "l1"}}, "attack.norm"),
+    ({"select": {"fraction": 0}}, "select.fraction"),
+    ({"select": {"fraction": 1.5}}, "select.fraction"),
+    ({"train": {"epochs": -1}}, "train.epochs"),
+    ({"train": {"momentum": 1.1}}, "train.momentum"),
+    ({"warmup": {"lr": 0.0}}, "warmup.lr"),
+    ({"data": {"name": "imagenet"}}, "data.name"),
+    ({"model": {"arch": "vit"}}, "model.arch"),
+    ({"model": {"arch": "wideresnet", "wrn_depth": 27}}, "model.wrn_depth"),
+    ({"data": {"name": "npz"}}, "data.path"),
+    ({"data": {"name": "folder", "path": ""}}, "data.path"),
+    ({"attack": {"norm": "linf", "eps": 1.5}}, "attack.eps"),
+    ({"select": {"method": "craig"}}, "select.method"),
+    ({"data": None}, "data"),
+    ({"eval": ["n_clean"]}, "eval"),
+])
+def test_rejected_with_one_line_message_naming_the_key(raw, key):
+    with pytest.raises(ConfigError) as info:
+        params_from_dict(raw)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(key), msg
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ({"attack": {"alpha": 0}}, "> 0"),
+    ({"select": {"fraction": 1.5}}, "<= 1"),
+    ({"data": {"name": "imagenet"}}, "fashion-mnist"),
+    ({"select": {"method": "craig"}}, "random-online"),
+    ({"train": {"epochs": "3"}}, "integer"),
+])
+def test_message_says_what_is_allowed(raw, shown):
+    with pytest.raises(ConfigError, match=shown):
+        params_from_dict(raw)
+
+
+def test_accepted_boundaries():
+    p = params_from_dict({"attack": {"eps": 0.0, "norm": "linf"},
+                          "select": {"fraction": 1.0}, "train": {"epochs": 0}})
+    assert (p.attack.eps, p.select.fraction, p.train.epochs) == (0.0, 1.0, 0)
+    assert params_from_dict({"attack": {"norm": "l2", "eps": 2.0}}).attack.eps == 2.0
+    # the wideresnet depth check applies to wideresnet only
+    assert params_from_dict({"model": {"wrn_depth": 27}}).model.wrn_depth == 27
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("seed: 0\ntrain:\n  epochs: [1, 2\n")
+    with pytest.raises(ConfigError) as info:
+        load_params(f)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert str(f) in msg and "not valid YAML" in msg and "line" in msg
+
+
+def test_missing_file(tmp_path):
+    f = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_params(f)
+    msg = str(info.value)
+    assert "\n" not in msg and str(f) in msg and "cannot read" in msg
+
+
+def test_yaml_values_are_validated(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("attack:\n  steps: ten\n")
+    with pytest.raises(ConfigError, match=r"^attack\.steps = \"ten\": must be an integer$"):
+        load_params(f)
+
+
+def test_top_level_list_is_rejected(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("- seed\n- 0\n")
+    with pytest.raises(ConfigError, match="params"):
+        load_params(f)
+
+
+def test_mixed_type_unknown_keys_give_config_error():
+    with pytest.raises(ConfigError):
+        params_from_dict({"data": {1: "x", "nme": "mnist"}})
+
+
+def test_exponent_notation_float_in_yaml(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("train:\n  weight_decay: 5e-4\n  lr: 1E-2\n")
+    assert load_params(f).train.weight_decay == pytest.approx(5e-4)
+    assert load_params(f).train.lr == pytest.approx(1e-2)
+
+
+@pytest.mark.parametrize("text", ["0\n", "false\n", "just a string\n"])
+def test_scalar_params_file_is_rejected(tmp_path, text):
+    f = tmp_path / "params.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_params(f)
+
+
+def test_fingerprint_stable_and_sensitive():
+    a = fingerprint(params_from_dict({}))
+    assert a == fingerprint(Params()) == fingerprint(params_from_dict({}))
+    assert len(a) == 16 and int(a, 16) >= 0
+    changed = fingerprint(params_from_dict({"attack": {"eps": 0.2}}))
+    assert changed != a
+    assert fingerprint(params_from_dict({"seed": 1})) != a
+    assert fingerprint(Params(), "x") != a
+    assert fingerprint("a", "b") != fingerprint("b", "a")
+
+
+def test_fingerprint_is_sha256_of_sorted_json():
+    assert fingerprint({"b": 2, "a": 1}) == fingerprint({"a": 1, "b": 2})
+    blob = json.dumps([{"a": 1, "b": 2}], sort_keys=True)
+    assert fingerprint({"b": 2, "a": 1}) == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    # non-JSON values are stringified, not rejected
+    assert fingerprint(Path("/x")) == fingerprint("/x")
+
+
+def test_as_dict():
+    d = as_dict(Params())
+    assert d["attack"]["eps"] == 0.1 and d["model"]["arch"] == "smallcnn"
+    assert as_dict(5) == 5

@@ -1,0 +1,170 @@
+"""Stages as functions and as CLI scripts: determinism, kill-and-resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from robustprune import load_model, pipeline
+from robustprune.config import params_from_dict
+from tests.conftest import ROOT, tiny_params
+
+
+def strip_timing(obj: object) -> object:
+    """Metrics without wall-clock values (which legitimately differ run to run) and paths."""
+    if isinstance(obj, dict):
+        return {k: strip_timing(v) for k, v in obj.items()
+                if not k.endswith("seconds") and k != "model"}
+    return obj
+
+
+def run_all(root: Path, raw: dict) -> dict[str, dict]:
+    params = params_from_dict(raw)
+    cpu = torch.device("cpu")
+    data = root / "data.npz"
+    pipeline.prepare(params, data)
+    ck = root / "ck"
+    warm = pipeline.warmup(params, data, root / "warmup.pt", root / "warmup.json", None, cpu, ck)
+    trained = pipeline.train(params, data, root / "warmup.pt", root / "robust.pt",
+                             root / "train.json", None, cpu, ck)
+    ev = pipeline.evaluate(params, data, root / "robust.pt", root / "eval.json", cpu)
+    return {"warmup": warm, "train": trained, "eval": ev}
+
+
+def test_same_seed_identical_metrics_and_different_seed_differs(tmp_path, tiny_npz):
+    a = run_all(tmp_path / "a", tiny_params(tiny_npz))
+    b = run_all(tmp_path / "b", tiny_params(tiny_npz))
+    assert strip_timing(a) == strip_timing(b)
+    wa = load_model(tmp_path / "a" / "robust.pt").state_dict()
+    wb = load_model(tmp_path / "b" / "robust.pt").state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = run_all(tmp_path / "c", tiny_params(tiny_npz, seed=1))
+    assert strip_timing(c["train"]) != strip_timing(a["train"])
+    # finished runs leave no resume state behind
+    assert not any((tmp_path / "a" / "ck").iterdir())
+
+
+def test_training_actually_learns_and_cost_matches_pgd_accounting(tmp_path, tiny_npz):
+    out = run_all(tmp_path, tiny_params(tiny_npz, train={"epochs": 2}))
+    assert out["warmup"]["final"]["val_clean_acc"] > 0.6  # 4 classes: chance is 0.25
+    n, k, epochs = out["train"]["train_examples"], 3, 2
+    cost = out["train"]["cost"]
+    # PGD-AT: k attack forwards+backwards and one training forward+backward per example
+    assert cost["attack_forward"] == cost["attack_backward"] == n * k * epochs
+    assert cost["train_forward"] == cost["train_backward"] == n * epochs
+    assert cost["passes"] == 2 * n * (k + 1) * epochs
+
+
+def _write_params(root: Path, raw: dict) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _stage(name: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args],
+                          cwd=cwd, capture_output=True, text=True, env={**os.environ})
+
+
+def test_kill_at_any_point_then_resume_gives_uninterrupted_metrics(tmp_path, tiny_npz):
+    raw = tiny_params(tiny_npz, train={"epochs": 6, "val_n": 0})
+    dirs = {}
+    for label in ("straight", "killed"):
+        d = tmp_path / label
+        _write_params(d, raw)
+        assert _stage("prepare", d).returncode == 0
+        assert _stage("warmup", d, "--device", "cpu").returncode == 0
+        dirs[label] = d
+    assert _stage("train", dirs["straight"], "--device", "cpu").returncode == 0
+
+    d = dirs["killed"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "stages" / "train.py"),
+                             "--device", "cpu"], cwd=d, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ckpts = d / ".cache" / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(ckpts.glob("train-*/last.pt")):
+        time.sleep(0.05)
+    time.sleep(0.3)  # land somewhere inside a later epoch
+    assert proc.poll() is None, "training finished before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (d / "metrics" / "train.json").exists()  # no partial output
+    state = torch.load(next(ckpts.glob("train-*/last.pt")), weights_only=True)
+    assert 1 <= state["epoch"] < 6
+
+    resumed = _stage("train", d, "--device", "cpu")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    a = json.loads((dirs["straight"] / "metrics" / "train.json").read_text())
+    b = json.loads((d / "metrics" / "train.json").read_text())
+    assert strip_timing(a) == strip_timing(b)
+    wa = load_model(dirs["straight"] / "models" / "robust.pt").state_dict()
+    wb = load_model(d / "models" / "robust.pt").state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # the per-epoch plots hold every epoch exactly once after the resume
+    rows = (d / "dvclive" / "train" / "plots" / "metrics" / "val_pgd_acc.tsv").read_text()
+    assert len(rows.strip().splitlines()) == 1 + 6
+    assert not list(ckpts.glob("train-*"))
+
+
+@pytest.mark.parametrize(("section", "values", "needle"), [
+    ("attack", {"eps": -0.1}, "attack.eps = -0.1"),
+    ("select", {"fraction": 0}, "select.fraction = 0"),
+    ("train", {"epochs": "three"}, 'train.epochs = "three"'),
+    ("train", {"epoch": 3}, "train.epoch: unknown key"),
+])
+def test_bad_params_one_line_error_before_any_output(tmp_path, tiny_npz, section, values,
+                                                     needle):
+    _write_params(tmp_path, tiny_params(tiny_npz, **{section: values}))
+    for stage in ("prepare", "warmup", "train"):
+        res = _stage(stage, tmp_path)
+        assert res.returncode == 2
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_missing_inputs_and_incompatible_model_are_one_line_errors(tmp_path, tiny_npz):
+    _write_params(tmp_path, tiny_params(tiny_npz))
+    res = _stage("train", tmp_path, "--device", "cpu")
+    assert res.returncode == 2
+    assert res.stderr.strip() == ("error: data/prepared/dataset.npz: not found; it is made by "
+                                  "the prepare stage (dvc repro)")
+    assert _stage("prepare", tmp_path).returncode == 0
+    assert _stage("warmup", tmp_path, "--device", "cpu").returncode == 0
+    _write_params(tmp_path, tiny_params(tiny_npz, model={"arch": "preact-resnet18"}))
+    res = _stage("train", tmp_path, "--device", "cpu")
+    assert res.returncode == 2 and "models/warmup.pt: built with arch = smallcnn" in res.stderr
+    assert not (tmp_path / "models" / "robust.pt").exists()
+
+
+def test_missing_dataset_names_what_was_looked_for(tmp_path):
+    raw = tiny_params(Path("unused.npz"), data={"name": "cifar10", "path": str(tmp_path / "c")})
+    _write_params(tmp_path, raw)
+    res = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py")], cwd=tmp_path,
+                         capture_output=True, text=True,
+                         env={**os.environ, "no_proxy": "*", "NO_PROXY": "*"}, timeout=120)
+    assert res.returncode == 2
+    line = res.stderr.strip()
+    assert "\n" not in line and "cifar10" in line and "cifar-10-binary.tar.gz" in line
+    assert not (tmp_path / "data" / "prepared").exists()
+
+
+def test_evaluation_of_robust_vs_clean_model_and_checks(tmp_path, tiny_npz):
+    out = run_all(tmp_path, tiny_params(tiny_npz, train={"epochs": 3}))
+    ev = out["eval"]
+    assert 0 <= ev["autoattack_acc"] <= ev["pgd_acc_aa_subset"] <= ev["clean_acc_aa_subset"]
+    assert ev["checks"]["pgd_le_clean"] and ev["checks"]["autoattack_le_pgd"]
+    assert ev["n_autoattack"] == 8 and ev["n_pgd"] == 64 and ev["n_clean"] == 160
+    assert ev["pgd_acc_large_eps"] <= ev["pgd_acc"]
