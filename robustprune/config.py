@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -86,10 +87,45 @@ class OptimConfig:
     val_n: int = _p(1000, lo=0, doc="validation examples scored after each epoch; 0 = all")
 
 
+MINING = ("none", "bullettrain")
+SCORES = ("adv_loss", "el2n", "grand", "forgetting")
+KEEP = ("hardest", "easiest")
+
+
 @dataclass(frozen=True)
 class SelectConfig:
-    method: str = _p("full", doc="a name registered in robustprune.selection")
+    """Which examples are trained on (``method``) and how much attack each gets (``mining``)."""
+
+    method: str = _p("full", doc="a subset selector registered in robustprune.selection")
     fraction: float = _p(1.0, lo=0.0, hi=1.0, lo_open=True)
+    mining: str = _p("none", choices=MINING)
+    bt_gamma: float = _p(0.8, lo=0.0, hi=1.0)
+    bt_robust_steps: int = _p(2, lo=0)
+    bt_robust_step_factor: float = _p(3.0, lo=0.0, lo_open=True)
+    coreset_warm: float = _p(0.5, lo=0.0, hi=0.99, doc="share of epochs on full data first")
+    coreset_every: int = _p(2, lo=1, doc="epochs between coreset reselections")
+    coreset_features: bool = _p(True, doc="gradients include penultimate features")
+    score: str = _p("adv_loss", choices=SCORES, doc="score method: which score ranks examples")
+    keep: str = _p("hardest", choices=KEEP, doc="score method: which end is kept")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """One entry of ``methods``: overrides of ``select`` and of the training attack.
+
+    Unset keys (empty string / 0) inherit from the ``select`` and ``attack`` sections, so an
+    entry names only what makes the method different, e.g. ``{method: random-online,
+    fraction: 0.3}`` or ``{mining: bullettrain, attack: fgsm-rs, alpha: 0.125}``.
+    """
+
+    method: str = _p("", doc="subset selector (default: select.method)")
+    fraction: float = _p(0.0, lo=0.0, hi=1.0, doc="0 = select.fraction")
+    mining: str = _p("", choices=("", *MINING))
+    attack: str = _p("", choices=("", *ATTACKS), doc="training attack (default: attack.name)")
+    alpha: float = _p(0.0, lo=0.0, doc="0 = attack.alpha")
+    steps: int = _p(0, lo=0, doc="0 = attack.steps")
+    score: str = _p("", choices=("", *SCORES), doc="score method: default select.score")
+    keep: str = _p("", choices=("", *KEEP), doc="score method: default select.keep")
 
 
 @dataclass(frozen=True)
@@ -114,7 +150,26 @@ class Params:
     warmup: OptimConfig = field(default_factory=OptimConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
+    methods: dict[str, MethodConfig] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def for_method(self, name: str) -> Params:
+        """These params with method ``name``'s overrides applied to ``select`` and ``attack``."""
+        if name not in self.methods:
+            allowed = ", ".join(self.methods) or "none defined"
+            raise ConfigError(f"methods.{name}: no such method in params; defined: {allowed}")
+        m = self.methods[name]
+        select = dataclasses.replace(
+            self.select, method=m.method or self.select.method,
+            fraction=m.fraction or self.select.fraction, mining=m.mining or self.select.mining,
+            score=m.score or self.select.score, keep=m.keep or self.select.keep)
+        attack = dataclasses.replace(
+            self.attack, name=m.attack or self.attack.name, alpha=m.alpha or self.attack.alpha,
+            steps=m.steps or self.attack.steps)
+        return dataclasses.replace(self, select=select, attack=attack)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 def _check_value(key: str, value: Any, typ: type, meta: dict[str, Any]) -> Any:
@@ -165,6 +220,15 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         typ = hints[name]
         if dataclasses.is_dataclass(typ):
             kwargs[name] = _build(typ, value, key)
+        elif typing.get_origin(typ) is dict:
+            item_type = typing.get_args(typ)[1]
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: must be a mapping of names to settings")
+            kwargs[name] = {}
+            for item, body in value.items():
+                if not isinstance(item, str) or not _NAME.fullmatch(item):
+                    raise ConfigError(f"{key}.{item}: names use letters, digits, '-' and '_'")
+                kwargs[name][item] = _build(item_type, body or {}, f"{key}.{item}")
         else:
             kwargs[name] = _check_value(key, value, typ, dict(fields[name].metadata))
     return cls(**kwargs)
@@ -180,9 +244,12 @@ def _cross_checks(p: Params) -> None:
         raise ConfigError(f"attack.eps = {p.attack.eps}: must be <= 1 for linf on [0,1] inputs")
     from robustprune.selection import SELECTORS  # late import: selection imports config
 
+    allowed = ", ".join(sorted(SELECTORS))
     if p.select.method not in SELECTORS:
-        raise ConfigError(
-            f'select.method = "{p.select.method}": must be one of {", ".join(sorted(SELECTORS))}')
+        raise ConfigError(f'select.method = "{p.select.method}": must be one of {allowed}')
+    for name, m in p.methods.items():
+        if m.method and m.method not in SELECTORS:
+            raise ConfigError(f'methods.{name}.method = "{m.method}": must be one of {allowed}')
 
 
 def params_from_dict(raw: dict[str, Any]) -> Params:

@@ -91,6 +91,14 @@ class CostMeter:
         if self.enabled:
             self.backward[phase] += n
 
+    def add(self, phase: str, forward: int = 0, backward: int = 0, seconds: float = 0.0) -> None:
+        """Charge work done elsewhere (e.g. by the selection-scoring stage) to ``phase``."""
+        if phase not in PHASES:
+            raise ValueError(f"unknown cost phase {phase!r}; allowed: {', '.join(PHASES)}")
+        self.forward[phase] += forward
+        self.backward[phase] += backward
+        self.seconds[phase] += seconds
+
     @property
     def total_passes(self) -> int:
         return sum(self.forward.values()) + sum(self.backward.values())

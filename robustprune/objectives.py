@@ -45,6 +45,8 @@ class Objective:
     beta: float = 0.0
     gaussian_start: float | None = None  # std of the reference codes' N(0,1) start, or None
 
+    needs_clean: bool = False  # whether the loss also looks at f(x)
+
     @property
     def attacked(self) -> bool:
         return self.name != "clean"
@@ -62,13 +64,34 @@ class Objective:
             delta = self.gaussian_start * torch.randn_like(x)
         return attack.perturb(model, x, self.attack_loss(model, x, y), delta)
 
+    def logit_losses(self, logits_clean: torch.Tensor | None, logits_adv: torch.Tensor,
+                     y: torch.Tensor) -> torch.Tensor:
+        """The per-example formula on logits. Kept separate from the forwards so coreset
+        selection can differentiate it in closed form at the output layer."""
+        return F.cross_entropy(logits_adv, y, reduction="none")
+
+    def losses(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
+               y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example losses [B] and the logits on ``x_adv`` (reused, e.g. by BulletTrain's
+        robust-accuracy estimate, so nobody pays a second forward for them)."""
+        logits_clean = model(x) if self.needs_clean else None
+        logits_adv = model(x_adv)
+        return self.logit_losses(logits_clean, logits_adv, y), logits_adv
+
     def per_example(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
                     y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(model(x_adv), y, reduction="none")
+        return self.losses(model, x, x_adv, y)[0]
+
+    def loss_and_logits(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
+                        y: torch.Tensor, weights: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Σ w·ℓ / Σ w over the batch, and the logits on ``x_adv``."""
+        per_example, logits_adv = self.losses(model, x, x_adv, y)
+        return weighted_mean(per_example, weights), logits_adv
 
     def loss(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
              weights: torch.Tensor | None = None) -> torch.Tensor:
-        return weighted_mean(self.per_example(model, x, x_adv, y), weights)
+        return self.loss_and_logits(model, x, x_adv, y, weights)[0]
 
 
 @dataclass(frozen=True)
@@ -81,16 +104,16 @@ class TRADES(Objective):
     name: str = "trades"
     beta: float = 6.0
     gaussian_start: float | None = 0.001
+    needs_clean: bool = True
 
     def attack_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LossFn:
         with torch.no_grad():
             p_clean = F.softmax(model(x), dim=1)
         return lambda logits, idx: kl_per_example(p_clean[idx], logits)
 
-    def per_example(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
-                    y: torch.Tensor) -> torch.Tensor:
-        logits_clean = model(x)
-        logits_adv = model(x_adv)
+    def logit_losses(self, logits_clean: torch.Tensor | None, logits_adv: torch.Tensor,
+                     y: torch.Tensor) -> torch.Tensor:
+        assert logits_clean is not None
         natural = F.cross_entropy(logits_clean, y, reduction="none")
         return natural + self.beta * kl_per_example(F.softmax(logits_clean, dim=1), logits_adv)
 
@@ -100,11 +123,11 @@ class MART(Objective):
     name: str = "mart"
     beta: float = 6.0
     gaussian_start: float | None = 0.001
+    needs_clean: bool = True
 
-    def per_example(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
-                    y: torch.Tensor) -> torch.Tensor:
-        logits_clean = model(x)
-        logits_adv = model(x_adv)
+    def logit_losses(self, logits_clean: torch.Tensor | None, logits_adv: torch.Tensor,
+                     y: torch.Tensor) -> torch.Tensor:
+        assert logits_clean is not None
         p_adv = F.softmax(logits_adv, dim=1)
         top2 = p_adv.argsort(dim=1)[:, -2:]
         wrong = torch.where(top2[:, -1] == y, top2[:, -2], top2[:, -1])

@@ -16,9 +16,10 @@ from torch import nn
 
 from robustprune.attacks import build_attack
 from robustprune.config import Params, as_dict, fingerprint
+from robustprune.cost import CostMeter, CountingModel
 from robustprune.data import Splits, load_raw, load_splits, make_splits, save_splits
 from robustprune.evaluation import EvalPlan, evaluate_model
-from robustprune.io import atomic_write_json
+from robustprune.io import atomic_torch_save, atomic_write, atomic_write_json
 from robustprune.models import (
     build_model,
     model_from_payload,
@@ -27,7 +28,8 @@ from robustprune.models import (
     save_model,
 )
 from robustprune.objectives import Objective, build_objective
-from robustprune.selection import MINERS, build_selector
+from robustprune.selection import Full, build_miner, build_selector
+from robustprune.selection.scores import ForgettingTracker, adversarial_scores
 from robustprune.training import Trainer, TrainResult, file_digest
 
 CHECKPOINT_ROOT = Path(".cache/checkpoints")
@@ -82,8 +84,11 @@ def _finish(trainer: Trainer, result: TrainResult, model_out: Path, metrics_out:
 
 def warmup(params: Params, data_path: Path, model_out: Path, metrics_out: Path,
            live_dir: Path | None, device: torch.device,
-           checkpoint_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
-    """W epochs of clean training from a seeded initialisation (W = 0 saves the init)."""
+           checkpoint_root: Path = CHECKPOINT_ROOT,
+           forgetting_out: Path | None = None) -> dict[str, Any]:
+    """W epochs of clean training from a seeded initialisation (W = 0 saves the init).
+
+    Also records per-example forgetting events (for the selection-scoring stage)."""
     started = time.perf_counter()
     require_file(data_path, "prepare")
     splits = load_splits(data_path)
@@ -94,12 +99,46 @@ def warmup(params: Params, data_path: Path, model_out: Path, metrics_out: Path,
     key = fingerprint("warmup", params.seed, params.model, params.warmup, params.attack.eps,
                       params.attack.norm, file_digest(data_path))
     trainer = Trainer(model=model, data=splits, optim=params.warmup, objective=Objective(),
-                      attack=build_attack(params.attack), selector=build_selector("full", 1, 0),
-                      miner=MINERS["none"](), seed=params.seed, device=device,
-                      checkpoint_dir=checkpoint_root / f"warmup-{key}", live_dir=live_dir)
+                      attack=build_attack(params.attack), selector=Full(),
+                      miner=ForgettingTracker(len(splits.y_train)), seed=params.seed,
+                      device=device, checkpoint_dir=checkpoint_root / f"warmup-{key}",
+                      live_dir=live_dir)
     result = trainer.run()
+    if forgetting_out is not None:
+        atomic_torch_save(trainer.miner.counts(), forgetting_out)
     info = {"stage": "warmup", "objective": "clean", "train_examples": len(splits.y_train)}
     return _finish(trainer, result, model_out, metrics_out, spec, info, started)
+
+
+def score(params: Params, data_path: Path, init_path: Path, forgetting_path: Path,
+          table_out: Path, metrics_out: Path, device: torch.device) -> dict[str, Any]:
+    """Selection scoring: attack the training set once with the warm-up model and write
+    per-example scores (adv_loss, el2n, grand, forgetting) with their cost."""
+    import pandas as pd
+
+    started = time.perf_counter()
+    require_file(data_path, "prepare")
+    require_file(init_path, "warmup")
+    require_file(forgetting_path, "warmup")
+    splits = load_splits(data_path)
+    model, _ = load_trained(init_path, params, splits)
+    forgetting = torch.load(forgetting_path, map_location="cpu", weights_only=True)
+    if not isinstance(forgetting, torch.Tensor) or forgetting.shape != splits.y_train.shape:
+        raise InputError(f"{forgetting_path}: does not match the training set; rerun warmup")
+    model.to(device)
+    meter = CostMeter(device)
+    torch.manual_seed(params.seed)
+    scores = adversarial_scores(CountingModel(model, meter), splits.x_train.to(device),
+                                splits.y_train.to(device), build_objective(params.objective),
+                                build_attack(params.attack), meter, 4 * params.train.batch_size)
+    table = pd.DataFrame({"index": range(len(splits.y_train)), "label": splits.y_train.numpy(),
+                          **{k: v.numpy() for k, v in scores.items()},
+                          "forgetting": forgetting.numpy()})
+    atomic_write(table_out, lambda tmp: table.to_parquet(tmp, index=False))
+    metrics = {"stage": "score", "examples": len(table), "cost": meter.summary(),
+               "stage_seconds": round(time.perf_counter() - started, 2)}
+    atomic_write_json(metrics_out, metrics)
+    return metrics
 
 
 def load_trained(path: Path, params: Params, splits: Splits) -> tuple[nn.Module, dict[str, Any]]:
@@ -122,26 +161,49 @@ def load_trained(path: Path, params: Params, splits: Splits) -> tuple[nn.Module,
 
 def train(params: Params, data_path: Path, init_path: Path, model_out: Path, metrics_out: Path,
           live_dir: Path | None, device: torch.device,
-          checkpoint_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
-    """Robust training from the warm-up checkpoint with the configured selector."""
+          checkpoint_root: Path = CHECKPOINT_ROOT, method: str | None = None,
+          scores_path: Path = Path("data/scores/scores.parquet"),
+          score_metrics: Path = Path("metrics/score.json")) -> dict[str, Any]:
+    """Robust training from the warm-up checkpoint with the configured selector and miner.
+
+    ``method`` names an entry of ``methods`` whose overrides apply; None uses ``select`` and
+    ``attack`` as they are.
+    """
     started = time.perf_counter()
+    if method is not None:
+        params = params.for_method(method)
     require_file(data_path, "prepare")
     require_file(init_path, "warmup")
     splits = load_splits(data_path)
     model, spec = load_trained(init_path, params, splits)
     attack, objective = build_attack(params.attack), build_objective(params.objective)
-    selector = build_selector(params.select.method, params.select.fraction, params.seed)
+    scores_table = scores_cost = None
+    digests = [file_digest(data_path), file_digest(init_path)]
+    if params.select.method == "score":
+        require_file(scores_table := scores_path, "score")
+        scores_cost = _score_cost(score_metrics)
+        digests.append(file_digest(scores_path))
+    selector = build_selector(params.select, params.seed, scores_table, scores_cost)
     key = fingerprint("train", params.seed, params.attack, params.objective, params.train,
-                      params.select, file_digest(data_path), file_digest(init_path))
+                      params.select, *digests)
     trainer = Trainer(model=model, data=splits, optim=params.train, objective=objective,
-                      attack=attack, selector=selector, miner=MINERS["none"](),
+                      attack=attack, selector=selector, miner=build_miner(params.select),
                       seed=params.seed, device=device,
                       checkpoint_dir=checkpoint_root / f"train-{key}", live_dir=live_dir)
     result = trainer.run()
-    info = {"stage": "train", "method": params.select.method,
-            "fraction": params.select.fraction, "objective": as_dict(params.objective),
+    info = {"stage": "train", "name": method or params.select.method,
+            "method": params.select.method,
+            "fraction": params.select.fraction, "mining": params.select.mining,
+            "objective": as_dict(params.objective),
             "attack": as_dict(params.attack), "train_examples": len(splits.y_train)}
     return _finish(trainer, result, model_out, metrics_out, spec, info, started)
+
+
+def _score_cost(path: Path) -> dict[str, Any]:
+    require_file(path, "score")
+    import json
+
+    return json.loads(path.read_text())["cost"]
 
 
 def evaluate(params: Params, data_path: Path, model_path: Path, metrics_out: Path,

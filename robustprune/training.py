@@ -126,7 +126,7 @@ class Trainer:
     device: torch.device
     checkpoint_dir: Path | None = None
     live_dir: Path | None = None
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
     def __post_init__(self) -> None:
         self.model.to(self.device)
@@ -186,7 +186,8 @@ class Trainer:
             epoch=epoch, epochs=self.optim.epochs, model=self.counted, x_train=self.x_train,
             y_train=self.y_train, num_classes=self.data.num_classes, objective=self.objective,
             attack=self.attack, meter=self.meter, seed=self.seed,
-            batch_size=self.optim.batch_size)
+            batch_size=self.optim.batch_size, x_val=self.x_val.to(self.device),
+            y_val=self.y_val.to(self.device), lr=self.optim.lr)
 
     def _epoch(self, epoch: int) -> dict[str, float]:
         with self.meter.in_phase("select"):
@@ -216,10 +217,11 @@ class Trainer:
                                            self.meter)
             self.model.train()
             with self.meter.in_phase("train"):
-                loss = self.objective.loss(self.counted, x, x_adv, y, w)
+                loss, logits_adv = self.objective.loss_and_logits(self.counted, x, x_adv, y, w)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                self.miner.observe(logits_adv.detach(), y, idx)
                 loss_sum += loss.detach() * len(y)
                 seen += len(y)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": (loss_sum / max(seen, 1)).item(),

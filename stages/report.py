@@ -1,34 +1,27 @@
-"""Stage report: a side-by-side table (markdown + JSON) of accuracy and cost per model.
-
-Each --row is NAME=TRAIN_METRICS.json,EVAL_METRICS.json; speed-ups are relative to --baseline.
+"""Stage report: the side-by-side table (metrics/summary.md, metrics/summary.json) of every
+method in `methods`, and the plot of AutoAttack accuracy vs relative cost with the Pareto
+front (metrics/pareto.png). Speed-ups are relative to --baseline (default: full).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from robustprune import cli, report
-
-
-def _row(text: str) -> tuple[str, tuple[Path, Path]]:
-    name, sep, paths = text.partition("=")
-    parts = paths.split(",")
-    if not sep or not name or len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"--row {text!r}: expected NAME=TRAIN.json,EVAL.json")
-    return name, (Path(parts[0]), Path(parts[1]))
+from robustprune.config import load_params
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--row", type=_row, action="append", required=True)
-    p.add_argument("--baseline", required=True, help="the row speed-ups are relative to")
+    p = cli.parser(__doc__)
+    p.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
+    p.add_argument("--baseline", default="full", help="method speed-ups are relative to")
     p.add_argument("--summary", type=Path, default=Path("metrics/summary.json"))
     p.add_argument("--table", type=Path, default=Path("metrics/summary.md"))
+    p.add_argument("--plot", type=Path, default=Path("metrics/pareto.png"))
     args = p.parse_args(argv)
-    return cli.run(lambda: report.report(dict(args.row), args.summary, args.table,
-                                           args.baseline))
+    return cli.run(lambda: report.report(load_params(args.params), args.metrics_dir,
+                                         args.baseline, args.summary, args.table, args.plot))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Stage train: robust training (params `attack.*`, `objective.*`, `train.*`, `select.*`)
-from the warm-up checkpoint.
+"""Stage train: robust training (params `attack.*`, `objective.*`, `train.*`, `select.*`, and
+`methods.<name>` with --method) from the warm-up checkpoint.
 
 Resumable: after each epoch its full state goes to .cache/checkpoints/train-<hash of params
 and inputs>/; rerunning after a kill continues from there and ends with the same metrics.
@@ -23,10 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("models/robust.pt"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
     p.add_argument("--live", type=Path, default=Path("dvclive/train"))
+    p.add_argument("--method", default=None,
+                   help="an entry of `methods` in params (its overrides of select/attack apply)")
     args = p.parse_args(argv)
     return cli.run(lambda: pipeline.train(load_params(args.params), args.data, args.init,
                                           args.out, args.metrics, args.live,
-                                          resolve_device(args.device)))
+                                          resolve_device(args.device), method=args.method))
 
 
 if __name__ == "__main__":

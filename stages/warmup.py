@@ -21,9 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("models/warmup.pt"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/warmup.json"))
     p.add_argument("--live", type=Path, default=Path("dvclive/warmup"))
+    p.add_argument("--forgetting", type=Path, default=Path("models/warmup_forgetting.pt"),
+                   help="per-example forgetting events during warm-up (for the score stage)")
     args = p.parse_args(argv)
     return cli.run(lambda: pipeline.warmup(load_params(args.params), args.data, args.out,
-                                           args.metrics, args.live, resolve_device(args.device)))
+                                           args.metrics, args.live, resolve_device(args.device),
+                                           forgetting_out=args.forgetting))
 
 
 if __name__ == "__main__":

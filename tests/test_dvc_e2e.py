@@ -15,6 +15,9 @@ from tests.conftest import ROOT, tiny_params
 
 PROJECT = ("dvc.yaml", ".dvcignore", ".gitignore", "stages", "robustprune", ".dvc/config",
            ".dvc/.gitignore")
+METHODS = {"full": {}, "random-online": {"method": "random-online", "fraction": 0.5},
+           "stack": {"method": "score", "fraction": 0.5, "mining": "bullettrain",
+                     "attack": "fgsm-rs", "alpha": 0.125}}
 
 
 def _run(cmd: list[str], cwd: Path) -> str:
@@ -35,39 +38,52 @@ def test_dvc_repro_then_cached_then_experiment(tmp_path, tiny_npz):
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dst)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_npz)))
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_npz, methods=METHODS)))
     _run(["git", "init", "-q"], repo)
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "project"], repo)
 
     out = _run(["dvc", "repro"], repo)
-    for stage in ("prepare", "warmup", "train", "evaluate@warmup", "evaluate@robust", "report"):
+    stages = ["prepare", "warmup", "score", "evaluate_clean", "report"]
+    stages += [f"{s}@{m}" for s in ("train", "evaluate") for m in METHODS]
+    for stage in stages:
         assert f"Running stage '{stage}'" in out
 
-    metrics = {p.name: json.loads(p.read_text()) for p in (repo / "metrics").glob("*.json")}
-    assert set(metrics) == {"warmup.json", "train.json", "eval_warmup.json", "eval_robust.json",
-                            "summary.json"}
-    for name in ("eval_warmup.json", "eval_robust.json"):
-        ev = metrics[name]
+    metrics = repo / "metrics"
+    for name in ("warmup.json", "score.json", "eval_clean.json", "summary.json"):
+        assert json.loads((metrics / name).read_text())
+    for m in METHODS:
+        ev = json.loads((metrics / "eval" / f"{m}.json").read_text())
         assert 0 <= ev["autoattack_acc"] <= 1 and ev["n_autoattack"] == 8
         assert set(ev["checks"]) == {"pgd_le_clean", "autoattack_le_pgd", "large_eps_near_zero"}
-    assert metrics["train.json"]["cost"]["passes"] > metrics["warmup.json"]["cost"]["passes"] > 0
-    rows = metrics["summary.json"]["rows"]
-    assert set(rows) == {"clean", "robust"} and rows["robust"]["speedup_passes"] == 1.0
-    assert "| robust |" in (repo / "metrics" / "summary.md").read_text()
-    assert (repo / "dvclive" / "train" / "plots" / "metrics" / "val_pgd_acc.tsv").is_file()
+        assert json.loads((metrics / "train" / f"{m}.json").read_text())["cost"]["passes"] > 0
+    summary = json.loads((metrics / "summary.json").read_text())
+    rows = summary["methods"]
+    assert set(rows) == set(METHODS) and rows["full"]["speedup_passes"] == 1.0
+    assert rows["random-online"]["speedup_passes"] == 2.0  # exactly half the examples
+    stack_cost = json.loads((metrics / "train" / "stack.json").read_text())["cost"]
+    score_cost = json.loads((metrics / "score.json").read_text())["cost"]
+    assert stack_cost["select_forward"] >= score_cost["forward_passes"] > 0  # scoring is paid
+    assert rows["stack"]["speedup_passes"] > 1.0
+    assert rows["stack"]["attack"] == "fgsm-rs" and rows["stack"]["mining"] == "bullettrain"
+    assert summary["pareto_front"] and summary["clean_trained"]["n_autoattack"] == 8
+    table = (metrics / "summary.md").read_text()
+    assert "| stack | score | 0.5 | bullettrain | fgsm-rs |" in table
+    assert (metrics / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (repo / "dvclive" / "train" / "stack" / "plots" / "metrics" /
+            "bt_robust_share.tsv").is_file()
 
-    assert "warmup" in _run(["dvc", "dag"], repo)
+    assert "score" in _run(["dvc", "dag"], repo)
     again = _run(["dvc", "repro"], repo)
     assert "Running stage" not in again and "up to date" in again
-    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], repo))
-    assert shown  # DVC itself reads every declared metrics file
-    plots = _run(["dvc", "plots", "show", "--json"], repo)
-    assert "val_pgd_acc" in plots
+    assert json.loads(_run(["dvc", "metrics", "show", "--json"], repo))
+    assert "val_pgd_acc" in _run(["dvc", "plots", "show", "--json"], repo)
 
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "baseline run"], repo)
-    exp = _run(["dvc", "exp", "run", "-S", "train.epochs=1"], repo)
-    assert "Running stage 'train'" in exp and "Running stage 'warmup'" not in exp
-    diff = _run(["dvc", "metrics", "diff", "--json"], repo)
-    assert "metrics/train.json" in diff
+    exp = _run(["dvc", "exp", "run", "-S", "methods.random-online.fraction=0.25"], repo)
+    assert "Running stage 'train@random-online'" in exp
+    for untouched in ("warmup", "score", "train@full", "train@stack", "evaluate@full"):
+        assert f"Running stage '{untouched}'" not in exp
+    assert "Running stage 'report'" in exp
+    assert "metrics/train/random-online.json" in _run(["dvc", "metrics", "diff", "--json"], repo)

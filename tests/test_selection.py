@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from robustprune.attacks import PGD
+from robustprune.config import SelectConfig
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import PGDAT
 from robustprune.selection import (
@@ -44,18 +45,19 @@ def per_class(indices: torch.Tensor) -> dict[int, int]:
 
 
 def test_registry():
-    assert set(SELECTORS) == {"full", "random", "random-online"}
+    assert set(SELECTORS) == {"full", "random", "random-online", "score", "coreset-craig",
+                              "coreset-gradmatch", "glister"}
     assert SELECTORS["full"] is Full
     assert SELECTORS["random"] is RandomStatic
     assert SELECTORS["random-online"] is RandomOnline
-    assert list(MINERS) == ["none"] and MINERS["none"] is BatchMiner
+    assert list(MINERS) == ["none", "bullettrain"] and MINERS["none"] is BatchMiner
 
 
 def test_build_selector():
-    s = build_selector("random-online", 0.3, 7)
+    s = build_selector(SelectConfig(method="random-online", fraction=0.3), 7)
     assert type(s) is RandomOnline and s.fraction == 0.3 and s.seed == 7
     with pytest.raises(ValueError, match="craig"):
-        build_selector("craig", 0.5, 0)
+        build_selector(SelectConfig(method="craig", fraction=0.5), 0)
 
 
 def test_full_returns_all_indices():
@@ -141,7 +143,7 @@ def test_subset_selector_rejects_bad_fraction(fraction):
     with pytest.raises(ValueError, match="fraction"):
         RandomStatic(fraction=fraction, seed=0)
     with pytest.raises(ValueError):
-        build_selector("full", fraction, 0)
+        Full(fraction=fraction, seed=0)
 
 
 def test_subset_selector_base():

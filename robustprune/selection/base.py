@@ -55,6 +55,9 @@ class SelectionContext:
     meter: CostMeter
     seed: int
     batch_size: int
+    x_val: torch.Tensor | None = None  # held-out split, for methods that select against it
+    y_val: torch.Tensor | None = None
+    lr: float = 0.0  # the base learning rate (GLISTER's one-step lookahead)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,6 +92,11 @@ class BatchMiner:
                     objective: Objective, attack: Attack, meter: CostMeter) -> torch.Tensor:
         with meter.in_phase("attack"):
             return objective.adversarial(model, x, y, attack)
+
+    def observe(self, logits_adv: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None:
+        """Feedback after the training step: the model's logits on the inputs it trained on,
+        their labels and their positions in the training set."""
+        del logits_adv, y, idx
 
     def epoch_metrics(self) -> dict[str, float]:
         """Per-epoch statistics to log (reset after each call)."""

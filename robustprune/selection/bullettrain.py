@@ -1,0 +1,97 @@
+"""BulletTrain (Hua et al., NeurIPS 2021): boundary-example mining per batch.
+
+A cheap clean forward (eval mode) scores each example by its signed prediction spread,
+s = std(softmax) × (+1 if correct else −1), and splits the batch into three categories:
+
+- **outlier** (s < 0, misclassified clean): no attack, trained on the clean input;
+- **robust** (the most confident fraction r of the batch: s at or above the (1−r)-quantile,
+  and s ≥ 0): a cheap attack, ``robust_steps`` steps of ``robust_step_factor``·α;
+- **boundary** (the rest): the full training attack.
+
+r is estimated online from the robust accuracy of the batch after the attack,
+r ← m·r + (1−m)·γ·acc (m = 0.9, γ = 0.8, r₀ = 0), as in the public re-implementation (the
+paper's code is not public). The robust accuracy is read from the logits of the training step
+itself (train mode), so it costs no extra pass; the scoring forward is charged to ``select``.
+The base objective (PGD-AT, TRADES, MART) is applied to every example with its own x'.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustprune.attacks import Attack
+from robustprune.cost import CostMeter
+from robustprune.objectives import Objective
+from robustprune.selection.base import BatchMiner
+
+OUTLIER, ROBUST, BOUNDARY = 0, 1, 2
+
+
+def signed_spread(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """std of the softmax, signed by clean correctness: large positive = confidently right."""
+    p = F.softmax(logits, dim=1)
+    sign = torch.where(p.argmax(1) == y, 1.0, -1.0)
+    return p.std(dim=1) * sign
+
+
+def categorize(scores: torch.Tensor, robust_fraction: float) -> torch.Tensor:
+    """Category per example (OUTLIER / ROBUST / BOUNDARY) from the signed spread."""
+    cats = torch.full_like(scores, BOUNDARY, dtype=torch.long)
+    if robust_fraction > 0 and scores.numel():
+        threshold = torch.quantile(scores, 1.0 - robust_fraction)
+        cats[(scores >= threshold) & (scores >= 0)] = ROBUST
+    cats[scores < 0] = OUTLIER
+    return cats
+
+
+class BulletTrain(BatchMiner):
+    name = "bullettrain"
+
+    def __init__(self, gamma: float = 0.8, momentum: float = 0.9, robust_steps: int = 2,
+                 robust_step_factor: float = 3.0) -> None:
+        self.gamma, self.momentum = gamma, momentum
+        self.robust_steps, self.robust_step_factor = robust_steps, robust_step_factor
+        self.r = 0.0
+        self._counts = torch.zeros(3, dtype=torch.long)
+        self._r_sum, self._batches = 0.0, 0
+
+    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    objective: Objective, attack: Attack, meter: CostMeter) -> torch.Tensor:
+        with meter.in_phase("select"), torch.no_grad():
+            cats = categorize(signed_spread(model(x), y), self.r)
+        self._counts += torch.bincount(cats.cpu(), minlength=3)
+        self._r_sum += self.r
+        self._batches += 1
+        x_adv = x.detach().clone()
+        cheap = attack.with_(steps=min(self.robust_steps, attack.steps),
+                             alpha=attack.alpha * self.robust_step_factor)
+        with meter.in_phase("attack"):
+            for category, atk in ((BOUNDARY, attack), (ROBUST, cheap)):
+                mask = cats == category
+                if mask.any():
+                    x_adv[mask] = objective.adversarial(model, x[mask], y[mask], atk)
+        return x_adv
+
+    def observe(self, logits_adv: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None:
+        acc = (logits_adv.argmax(1) == y).float().mean().item()
+        self.r = self.momentum * self.r + (1 - self.momentum) * self.gamma * acc
+
+    def epoch_metrics(self) -> dict[str, float]:
+        total = max(int(self._counts.sum()), 1)
+        out = {"bt_outlier_share": self._counts[OUTLIER].item() / total,
+               "bt_robust_share": self._counts[ROBUST].item() / total,
+               "bt_boundary_share": self._counts[BOUNDARY].item() / total,
+               "bt_mean_r": self._r_sum / max(self._batches, 1)}
+        self._counts.zero_()
+        self._r_sum, self._batches = 0.0, 0
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"r": self.r}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.r = float(state.get("r", 0.0))

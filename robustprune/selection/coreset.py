@@ -1,0 +1,181 @@
+"""Adversarial coreset selection (Dolatabadi et al., ECCV 2022 / IJCV 2023).
+
+Convergence of adversarial training on a weighted subset depends on how well the subset's
+weighted gradient matches the full gradient over *adversarial* examples, so the subset is chosen
+to match last-layer gradients of the training loss on freshly attacked inputs:
+
+1. Warm start: the first ⌈κ·E⌉ epochs train on all data (``coreset_warm`` = κ). The reference
+   code splits this into full-data and idle epochs; we keep only full-data adversarial epochs.
+2. Every R epochs (``coreset_every``) the whole training set is attacked with the training
+   attack and the objective's gradient at the output layer is taken in closed form:
+   g = ∂ℓ/∂z ⊗ [h, 1] (z logits, h penultimate features), summed over the clean and adversarial
+   forwards for TRADES/MART. The objective's own formula is differentiated, so TRADES' β enters
+   exactly once (a bug of the reference code).
+3. Per class, budget ⌈f·|class|⌉: GradMatch (non-negative OMP) or CRAIG (facility location).
+   Any shortfall is filled at random with weight 1.
+4. Training uses Σ w·ℓ / Σ w per batch.
+
+All of it runs inside the ``select`` cost phase through the counting model, so the full-set
+attack, the forwards and the solver time are charged to the method.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustprune.selection.base import (
+    Selection,
+    SelectionContext,
+    SubsetSelector,
+    seeded_generator,
+)
+from robustprune.selection.solvers import facility_location, omp_nonneg
+
+
+def output_layer(model: nn.Module) -> nn.Linear:
+    """The last ``nn.Linear`` of the model: the layer whose gradient is taken in closed form."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("coreset selection needs a model whose output layer is nn.Linear")
+    return linears[-1]
+
+
+def last_layer_gradients(ctx: SelectionContext, with_features: bool = True,
+                         batch_size: int | None = None) -> torch.Tensor:
+    """Per-example output-layer gradients [N, K·(H+1)] (or [N, K]) on adversarial inputs."""
+    return output_gradients(ctx, ctx.x_train, ctx.y_train, with_features, batch_size)[0]
+
+
+def output_gradients(ctx: SelectionContext, x_u8: torch.Tensor, y_all: torch.Tensor,
+                     with_features: bool = True, batch_size: int | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output-layer gradients of the objective on freshly attacked inputs, and the adversarial
+    penultimate features [N, H+1] (with a constant 1 for the bias)."""
+    model, objective = ctx.model, ctx.objective
+    head = output_layer(model)
+    captured: list[torch.Tensor] = []
+    handle = head.register_forward_hook(lambda _m, inp, _out: captured.append(inp[0].detach()))
+    was_training = model.training
+    model.eval()
+    bs = batch_size or 4 * ctx.batch_size
+    rows, feats = [], []
+    try:
+        for i in range(0, len(y_all), bs):
+            x = x_u8[i:i + bs].float().div_(255.0)
+            y = y_all[i:i + bs]
+            x_adv = objective.adversarial(model, x, y, ctx.attack)
+            captured.clear()
+            with torch.no_grad():
+                z_adv = model(x_adv)
+                z_clean = model(x) if objective.needs_clean else None
+            h_adv = captured[0]
+            h_clean = captured[1] if z_clean is not None else None
+            with torch.enable_grad():
+                za = z_adv.detach().requires_grad_(True)
+                zc = None if z_clean is None else z_clean.detach().requires_grad_(True)
+                losses = objective.logit_losses(zc, za, y)
+                wrt = [za] if zc is None else [za, zc]
+                grads = torch.autograd.grad(losses.sum(), wrt)
+            parts = [(grads[0], h_adv)] + ([(grads[1], h_clean)] if zc is not None else [])
+            total = None
+            for g, h in parts:
+                if with_features:
+                    g = (g[:, :, None] * _with_bias(h)[:, None, :]).flatten(1)
+                total = g if total is None else total + g
+            rows.append(total)
+            feats.append(_with_bias(h_adv))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return torch.cat(rows), torch.cat(feats)
+
+
+def _with_bias(h: torch.Tensor) -> torch.Tensor:
+    return torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
+
+
+class _Coreset(SubsetSelector):
+    """Shared schedule and per-class budgeting; subclasses name the solver."""
+
+    def __init__(self, fraction: float = 1.0, seed: int = 0, warm: float = 0.5, every: int = 2,
+                 features: bool = True) -> None:
+        super().__init__(fraction, seed)
+        self.warm, self.every, self.features = warm, every, features
+        self.current: Selection | None = None
+
+    def solve(self, grads: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def warm_epochs(self, epochs: int) -> int:
+        return math.ceil(self.warm * epochs - 1e-9)
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        warm = self.warm_epochs(ctx.epochs)
+        if ctx.epoch < warm:
+            return Selection(indices=torch.arange(len(ctx.y_train)))
+        if self.current is None or (ctx.epoch - warm) % self.every == 0:
+            self.current = self.reselect(ctx)
+        return self.current
+
+    def reselect(self, ctx: SelectionContext) -> Selection:
+        grads = last_layer_gradients(ctx, self.features).double()
+        return self.per_class(ctx, grads)
+
+    def per_class(self, ctx: SelectionContext, grads: torch.Tensor) -> Selection:
+        """Run :meth:`solve` on each class with budget ⌈f·n_c⌉; random fill, weight 1."""
+        y = ctx.y_train
+        g = seeded_generator(self.seed, 0xC0DE, ctx.epoch)
+        picked, weights = [], []
+        for c in range(ctx.num_classes):
+            members = (y == c).nonzero().squeeze(1)
+            n = members.numel()
+            if n == 0:
+                continue
+            k = min(n, math.ceil(self.fraction * n))
+            idx, w = self.solve(grads[members], k)
+            idx, w = idx.to(members.device), w.to(torch.float32)
+            chosen = members[idx]
+            short = k - chosen.numel()
+            if short > 0:
+                taken = torch.zeros(n, dtype=torch.bool, device=members.device)
+                taken[idx] = True
+                rest = members[~taken]
+                fill = rest[torch.randperm(rest.numel(), generator=g)[:short].to(rest.device)]
+                chosen = torch.cat([chosen, fill])
+                w = torch.cat([w.to(fill.device), torch.ones(fill.numel(), device=fill.device)])
+            picked.append(chosen)
+            weights.append(w.to(chosen.device))
+        indices, w = torch.cat(picked), torch.cat(weights)
+        order = indices.argsort()
+        return Selection(indices=indices[order].cpu(), weights=w[order].cpu())
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.current is None:
+            return {}
+        return {"indices": self.current.indices, "weights": self.current.weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.current = (Selection(indices=state["indices"], weights=state["weights"])
+                        if "indices" in state else None)
+
+
+class CoresetGradMatch(_Coreset):
+    """GradMatch: non-negative OMP matching the class's summed adversarial gradient."""
+
+    name = "coreset-gradmatch"
+
+    def solve(self, grads: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return omp_nonneg(grads, k)
+
+
+class CoresetCRAIG(_Coreset):
+    """CRAIG: facility location on gradient distances; weight = examples represented."""
+
+    name = "coreset-craig"
+
+    def solve(self, grads: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return facility_location(grads, k)

@@ -1,0 +1,89 @@
+"""Static per-example scores for data pruning ("Less is More" and the classic baselines).
+
+Computed once, after the warm-up, on *adversarial* examples of the training set:
+
+- ``adv_loss``: cross-entropy on x' (high = hard);
+- ``el2n``: ‖softmax(f(x')) − onehot(y)‖₂ (Paul et al. 2021, on x');
+- ``grand``: ‖∂CE(f(x'), y)/∂θ_out‖ for the output layer in closed form, ‖p − y‖·‖[h, 1]‖
+  (the output-layer share of GraNd, as DeepCore approximates it);
+- ``forgetting``: forgetting events during the warm-up (Toneva et al. 2019): transitions from
+  correct to wrong on an example's minibatch predictions; never-learned examples rank as most
+  forgotten (max + 1).
+
+:class:`ForgettingTracker` rides along the warm-up as its batch miner (it attacks nothing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustprune.attacks import Attack
+from robustprune.config import SCORES
+from robustprune.cost import CostMeter
+from robustprune.objectives import Objective
+from robustprune.selection.base import BatchMiner
+from robustprune.selection.coreset import output_layer
+
+__all__ = ["SCORES", "ForgettingTracker", "adversarial_scores"]
+
+
+class ForgettingTracker(BatchMiner):
+    """Counts forgetting events per training example from the training step's own logits."""
+
+    name = "forgetting-tracker"
+
+    def __init__(self, n: int) -> None:
+        self.prev = torch.zeros(n, dtype=torch.bool)
+        self.learned = torch.zeros(n, dtype=torch.bool)
+        self.events = torch.zeros(n, dtype=torch.long)
+
+    def observe(self, logits_adv: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None:
+        correct = (logits_adv.argmax(1) == y).cpu()
+        idx = idx.cpu()
+        self.events[idx] += (self.prev[idx] & ~correct).long()
+        self.prev[idx] = correct
+        self.learned[idx] |= correct
+
+    def counts(self) -> torch.Tensor:
+        """Forgetting events, with never-learned examples set to max + 1."""
+        out = self.events.clone()
+        out[~self.learned] = int(out.max().item()) + 1 if out.numel() else 0
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"prev": self.prev, "learned": self.learned, "events": self.events}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.prev, self.learned, self.events = state["prev"], state["learned"], state["events"]
+
+
+def adversarial_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                       objective: Objective, attack: Attack, meter: CostMeter,
+                       batch_size: int) -> dict[str, torch.Tensor]:
+    """adv_loss, el2n and grand for every example (model is a counting model)."""
+    head = output_layer(model)
+    feats: list[torch.Tensor] = []
+    handle = head.register_forward_hook(lambda _m, inp, _o: feats.append(inp[0].detach()))
+    out: dict[str, list[torch.Tensor]] = {"adv_loss": [], "el2n": [], "grand": []}
+    model.eval()
+    try:
+        with meter.in_phase("select"):
+            for i in range(0, len(y), batch_size):
+                xb, yb = x[i:i + batch_size].float().div_(255.0), y[i:i + batch_size]
+                x_adv = objective.adversarial(model, xb, yb, attack)
+                feats.clear()
+                with torch.no_grad():
+                    logits = model(x_adv)
+                p = F.softmax(logits, dim=1)
+                resid = p - F.one_hot(yb, p.shape[1]).float()
+                h1 = torch.cat([feats[0], torch.ones_like(feats[0][:, :1])], dim=1)
+                out["adv_loss"].append(F.cross_entropy(logits, yb, reduction="none").cpu())
+                out["el2n"].append(resid.norm(dim=1).cpu())
+                out["grand"].append((resid.norm(dim=1) * h1.norm(dim=1)).cpu())
+    finally:
+        handle.remove()
+    return {k: torch.cat(v) if v else torch.zeros(0) for k, v in out.items()}

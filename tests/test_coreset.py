@@ -1,0 +1,100 @@
+"""Adversarial coreset selection: closed-form gradients, schedule, budgets, weights, cost."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from robustprune.attacks import PGD
+from robustprune.config import SelectConfig
+from robustprune.cost import CostMeter, CountingModel
+from robustprune.objectives import MART, PGDAT, TRADES
+from robustprune.selection import SelectionContext, build_selector
+from robustprune.selection.coreset import CoresetCRAIG, CoresetGradMatch, last_layer_gradients
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def context(model: nn.Module, objective, epoch: int = 0, epochs: int = 4, eps: float = 0.1,
+            n: int = 30) -> SelectionContext:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (n, 1, 4, 4), generator=g, dtype=torch.uint8)
+    y = torch.arange(n) % 3
+    meter = CostMeter()
+    return SelectionContext(epoch=epoch, epochs=epochs, model=CountingModel(model, meter),
+                            x_train=x, y_train=y, num_classes=3, objective=objective,
+                            attack=PGD(eps=eps, alpha=0.03, steps=3), meter=meter, seed=0,
+                            batch_size=4)
+
+
+@pytest.mark.parametrize("objective", [PGDAT(), TRADES(beta=6.0), MART(beta=6.0)])
+def test_closed_form_last_layer_gradient_equals_autograd(objective):
+    model = tiny_model()
+    ctx = context(model, objective, eps=0.0)  # eps 0: x_adv == x, so autograd can compare
+    grads = last_layer_gradients(ctx, with_features=True)
+    head = model[-1]
+    for i in (0, 7, 29):
+        x = ctx.x_train[i:i + 1].float() / 255
+        y = ctx.y_train[i:i + 1]
+        model.eval()
+        loss = objective.per_example(model, x, x.clone(), y).sum()
+        gw, gb = torch.autograd.grad(loss, [head.weight, head.bias])
+        expected = torch.cat([gw, gb[:, None]], dim=1).flatten()
+        assert torch.allclose(grads[i], expected, atol=1e-5), objective.name
+    assert grads.shape == (30, 3 * (8 + 1))
+    assert last_layer_gradients(ctx, with_features=False).shape == (30, 3)
+
+
+def test_gradients_are_taken_on_attacked_inputs_and_charged_to_select():
+    model = tiny_model()
+    ctx = context(model, PGDAT(), eps=0.2)
+    with ctx.meter.in_phase("select"):
+        attacked = last_layer_gradients(ctx)
+    assert ctx.meter.forward["select"] == 30 * 3 + 30  # 3 attack steps + the gradient forward
+    assert ctx.meter.backward["select"] == 30 * 3       # closed form: no extra backward
+    clean = last_layer_gradients(context(tiny_model(), PGDAT(), eps=0.0))
+    assert not torch.allclose(attacked, clean)
+
+
+@pytest.mark.parametrize("cls", [CoresetGradMatch, CoresetCRAIG])
+def test_schedule_budget_weights_and_resume(cls):
+    model = tiny_model()
+    sel = cls(fraction=0.4, seed=0, warm=0.5, every=2)
+    epochs = 6  # warm: epochs 0-2 full; reselect at 3 and 5
+    seen = {}
+    for epoch in range(epochs):
+        ctx = context(model, PGDAT(), epoch=epoch, epochs=epochs)
+        seen[epoch] = sel.select(ctx)
+        if epoch < 3:
+            assert torch.equal(seen[epoch].indices, torch.arange(30))
+            assert ctx.meter.forward["attack"] + ctx.meter.forward["select"] == 0
+        elif epoch == 3:
+            state = sel.state_dict()
+    s3, s4 = seen[3], seen[4]
+    assert torch.equal(s3.indices, s4.indices)  # reused between reselections
+    per_class = torch.bincount(ctx.y_train[s3.indices], minlength=3)
+    assert per_class.tolist() == [math.ceil(0.4 * 10)] * 3
+    assert (s3.weights > 0).all()
+    if cls is CoresetCRAIG:  # every member of a class is represented once
+        for c in range(3):
+            assert s3.weights[ctx.y_train[s3.indices] == c].sum().item() == pytest.approx(10)
+    again = cls(fraction=0.4, seed=0, warm=0.5, every=2)
+    again.load_state_dict(state)
+    resumed = again.select(context(model, PGDAT(), epoch=4, epochs=epochs))
+    assert torch.equal(resumed.indices, s3.indices) and torch.equal(resumed.weights, s3.weights)
+
+
+def test_same_seed_same_coreset_and_build_from_params():
+    cfg = SelectConfig(method="coreset-craig", fraction=0.3, coreset_warm=0.0, coreset_every=1)
+    a = build_selector(cfg, seed=3).select(context(tiny_model(), TRADES(), epoch=0))
+    b = build_selector(cfg, seed=3).select(context(tiny_model(), TRADES(), epoch=0))
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.weights, b.weights)
+    sel = build_selector(SelectConfig(method="coreset-gradmatch", coreset_warm=0.25,
+                                      coreset_every=3, coreset_features=False), seed=0)
+    assert isinstance(sel, CoresetGradMatch) and sel.every == 3 and not sel.features
