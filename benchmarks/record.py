@@ -1,0 +1,85 @@
+"""Record one pipeline run's results as benchmarks/results/<name>.md and <name>.json.
+
+    python benchmarks/record.py <name> [--metrics metrics] [--wall SECONDS]
+
+The markdown holds what the README's result sections quote: the report table, the targets
+(benchmarks/targets.py), each stage's own timer and their sum, and the hardware and versions
+beside them. The stage timers are read from the metrics the stages wrote, so a run restored
+from DVC's cache is recorded with the seconds it took when it actually ran; ``--wall`` adds the
+wall-clock of the command that produced the run (dvc overhead and any cached stages included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage_seconds(metrics: Path) -> dict[str, float]:
+    """Each stage's own timer (``stage_seconds`` in its metrics file), in pipeline order."""
+    summary = json.loads((metrics / "summary.json").read_text())
+    files = {"warmup": metrics / "warmup.json", "score": metrics / "score.json",
+             "evaluate_clean": metrics / "eval_clean.json"}
+    for name in summary["methods"]:
+        files[f"train@{name}"] = metrics / "train" / f"{name}.json"
+    for name in summary["methods"]:
+        files[f"evaluate@{name}"] = metrics / "eval" / f"{name}.json"
+    return {stage: float(json.loads(path.read_text())["stage_seconds"])
+            for stage, path in files.items() if path.exists()}
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    pkgs = []
+    for dist in ("torch", "torchattacks", "dvc", "dvclive"):
+        try:
+            pkgs.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            continue
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    cpu = platform.processor() or platform.machine()
+    return (f"{os.cpu_count()} CPU cores ({cpu}), {device}; Python {platform.python_version()}, "
+            + ", ".join(pkgs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("name", help="results name, e.g. pgd-at, trades, mart")
+    p.add_argument("--metrics", type=Path, default=ROOT / "metrics")
+    p.add_argument("--wall", type=float, default=None, help="wall-clock of the run, seconds")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = p.parse_args(argv)
+    summary_path = args.metrics / "summary.json"
+    if not summary_path.is_file():
+        print(f"error: {summary_path}: missing; run the pipeline's report stage first",
+              file=sys.stderr)
+        return 2
+    table = (args.metrics / "summary.md").read_text().strip()
+    targets = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "targets.py"),
+                              str(summary_path)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    stages = stage_seconds(args.metrics)
+    timers = " · ".join(f"{k} {v:.0f} s" for k, v in stages.items())
+    wall = "" if args.wall is None else f" Wall-clock of the command: {args.wall:.0f} s."
+    text = (f"# {args.name}\n\n{table}\n\n**Targets** (`benchmarks/targets.py`):\n\n{targets}\n\n"
+            f"**Stage timers:** {timers}; sum {sum(stages.values()) / 60:.1f} min.{wall}\n\n"
+            f"**Hardware and versions:** {versions()}.\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.md").write_text(text)
+    (args.out / f"{args.name}.json").write_text(summary_path.read_text())
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
