@@ -4,9 +4,10 @@
 
 The markdown holds what the README's result sections quote: the report table, the targets
 (benchmarks/targets.py), each stage's own timer and their sum, and the hardware and versions
-beside them. The stage timers are read from the metrics the stages wrote, so a run restored
-from DVC's cache is recorded with the seconds it took when it actually ran; ``--wall`` adds the
-wall-clock of the command that produced the run (dvc overhead and any cached stages included).
+beside them; the report's Pareto plot is copied beside it as <name>-pareto.png.
+The stage timers are read from the metrics the stages wrote, so a run restored from DVC's cache
+is recorded with the seconds it took when it actually ran; ``--wall`` adds the wall-clock of
+the command that produced the run (dvc overhead and any cached stages included).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.md").write_text(text)
     (args.out / f"{args.name}.json").write_text(summary_path.read_text())
+    if (args.metrics / "pareto.png").is_file():
+        (args.out / f"{args.name}-pareto.png").write_bytes((args.metrics / "pareto.png")
+                                                           .read_bytes())
     print(text)
     return 0
 
