@@ -7,6 +7,7 @@ before any compute, computes, then writes its outputs atomically. They are plain
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -201,8 +202,6 @@ def train(params: Params, data_path: Path, init_path: Path, model_out: Path, met
 
 def _score_cost(path: Path) -> dict[str, Any]:
     require_file(path, "score")
-    import json
-
     return json.loads(path.read_text())["cost"]
 
 

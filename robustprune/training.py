@@ -139,7 +139,9 @@ class Trainer:
         self.x_train = self.data.x_train.to(self.device)
         self.y_train = self.data.y_train.to(self.device)
         n_val = self.optim.val_n or len(self.data.y_val)
-        self.x_val, self.y_val = self.data.x_val[:n_val], self.data.y_val[:n_val]
+        # on the device once: the per-epoch validation and GLISTER's selection both read it
+        self.x_val = self.data.x_val[:n_val].to(self.device)
+        self.y_val = self.data.y_val[:n_val].to(self.device)
         self.val_attack = PGD(eps=self.attack.eps, alpha=self.attack.eps / 4, steps=10,
                               norm=self.attack.norm)
 
@@ -186,8 +188,8 @@ class Trainer:
             epoch=epoch, epochs=self.optim.epochs, model=self.counted, x_train=self.x_train,
             y_train=self.y_train, num_classes=self.data.num_classes, objective=self.objective,
             attack=self.attack, meter=self.meter, seed=self.seed,
-            batch_size=self.optim.batch_size, x_val=self.x_val.to(self.device),
-            y_val=self.y_val.to(self.device), lr=self.optim.lr)
+            batch_size=self.optim.batch_size, x_val=self.x_val, y_val=self.y_val,
+            lr=self.optim.lr)
 
     def _epoch(self, epoch: int) -> dict[str, float]:
         with self.meter.in_phase("select"):

@@ -16,6 +16,8 @@ passes and seconds are charged to the method.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -109,19 +111,59 @@ class BatchMiner:
         del state
 
 
+def class_budgets(y: torch.Tensor, fraction: float,
+                  num_classes: int) -> Iterator[tuple[torch.Tensor, int]]:
+    """Each non-empty class's member positions and its budget ⌈fraction·|class|⌉.
+
+    Every subset method spends its budget class by class, so the kept subset has the class
+    balance of the full set by construction; this is the one place that rule is written.
+    """
+    for c in range(num_classes):
+        members = (y == c).nonzero().squeeze(1)
+        if members.numel() > 0:
+            yield members, min(members.numel(), math.ceil(fraction * members.numel()))
+
+
+def sorted_union(picked: list[torch.Tensor]) -> torch.Tensor:
+    """The per-class picks as one ascending index tensor (a stable order for the data loader)."""
+    return torch.cat(picked).sort().values if picked else torch.empty(0, dtype=torch.long)
+
+
 def class_balanced_sample(y: torch.Tensor, fraction: float, generator: torch.Generator,
                           num_classes: int) -> torch.Tensor:
     """⌈fraction·|class|⌉ random examples of each class, sorted (deterministic for a generator)."""
-    y_cpu = y.cpu()
-    picked = []
-    for c in range(num_classes):
-        members = (y_cpu == c).nonzero().squeeze(1)
-        if members.numel() == 0:
-            continue
-        k = min(members.numel(), math.ceil(fraction * members.numel()))
-        perm = torch.randperm(members.numel(), generator=generator)[:k]
-        picked.append(members[perm])
-    return torch.cat(picked).sort().values if picked else torch.empty(0, dtype=torch.long)
+    return sorted_union([members[torch.randperm(members.numel(), generator=generator)[:k]]
+                         for members, k in class_budgets(y.cpu(), fraction, num_classes)])
+
+
+def output_layer(model: nn.Module) -> nn.Linear:
+    """The last ``nn.Linear`` of the model: the layer whose gradient is taken in closed form."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("this selection needs a model whose output layer is nn.Linear")
+    return linears[-1]
+
+
+@contextmanager
+def head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collect the output layer's input (penultimate features) of every forward while active.
+
+    Output-layer gradients have a closed form, (p − onehot) ⊗ [h, 1], so scores and coresets
+    need h but no backward pass; a forward hook reads it without changing the model's forward,
+    which keeps any architecture with a linear head usable.
+    """
+    captured: list[torch.Tensor] = []
+    handle = output_layer(model).register_forward_hook(
+        lambda _m, inp, _o: captured.append(inp[0].detach()))
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+def with_bias(h: torch.Tensor) -> torch.Tensor:
+    """Features with a constant 1 appended, so the bias gradient is part of the product."""
+    return torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
 
 
 def seeded_generator(*parts: int) -> torch.Generator:

@@ -25,23 +25,17 @@ import math
 from typing import Any
 
 import torch
-from torch import nn
 
 from robustprune.selection.base import (
     Selection,
     SelectionContext,
     SubsetSelector,
+    class_budgets,
+    head_inputs,
     seeded_generator,
+    with_bias,
 )
 from robustprune.selection.solvers import facility_location, omp_nonneg
-
-
-def output_layer(model: nn.Module) -> nn.Linear:
-    """The last ``nn.Linear`` of the model: the layer whose gradient is taken in closed form."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError("coreset selection needs a model whose output layer is nn.Linear")
-    return linears[-1]
 
 
 def last_layer_gradients(ctx: SelectionContext, with_features: bool = True,
@@ -56,46 +50,39 @@ def output_gradients(ctx: SelectionContext, x_u8: torch.Tensor, y_all: torch.Ten
     """Output-layer gradients of the objective on freshly attacked inputs, and the adversarial
     penultimate features [N, H+1] (with a constant 1 for the bias)."""
     model, objective = ctx.model, ctx.objective
-    head = output_layer(model)
-    captured: list[torch.Tensor] = []
-    handle = head.register_forward_hook(lambda _m, inp, _out: captured.append(inp[0].detach()))
     was_training = model.training
     model.eval()
     bs = batch_size or 4 * ctx.batch_size
     rows, feats = [], []
     try:
-        for i in range(0, len(y_all), bs):
-            x = x_u8[i:i + bs].float().div_(255.0)
-            y = y_all[i:i + bs]
-            x_adv = objective.adversarial(model, x, y, ctx.attack)
-            captured.clear()
-            with torch.no_grad():
-                z_adv = model(x_adv)
-                z_clean = model(x) if objective.needs_clean else None
-            h_adv = captured[0]
-            h_clean = captured[1] if z_clean is not None else None
-            with torch.enable_grad():
-                za = z_adv.detach().requires_grad_(True)
-                zc = None if z_clean is None else z_clean.detach().requires_grad_(True)
-                losses = objective.logit_losses(zc, za, y)
-                wrt = [za] if zc is None else [za, zc]
-                grads = torch.autograd.grad(losses.sum(), wrt)
-            parts = [(grads[0], h_adv)] + ([(grads[1], h_clean)] if zc is not None else [])
-            total = None
-            for g, h in parts:
-                if with_features:
-                    g = (g[:, :, None] * _with_bias(h)[:, None, :]).flatten(1)
-                total = g if total is None else total + g
-            rows.append(total)
-            feats.append(_with_bias(h_adv))
+        with head_inputs(model) as captured:
+            for i in range(0, len(y_all), bs):
+                x = x_u8[i:i + bs].float().div_(255.0)
+                y = y_all[i:i + bs]
+                x_adv = objective.adversarial(model, x, y, ctx.attack)
+                captured.clear()
+                with torch.no_grad():
+                    z_adv = model(x_adv)
+                    z_clean = model(x) if objective.needs_clean else None
+                h_adv = captured[0]
+                h_clean = captured[1] if z_clean is not None else None
+                with torch.enable_grad():
+                    za = z_adv.detach().requires_grad_(True)
+                    zc = None if z_clean is None else z_clean.detach().requires_grad_(True)
+                    losses = objective.logit_losses(zc, za, y)
+                    wrt = [za] if zc is None else [za, zc]
+                    grads = torch.autograd.grad(losses.sum(), wrt)
+                parts = [(grads[0], h_adv)] + ([(grads[1], h_clean)] if zc is not None else [])
+                total = None
+                for g, h in parts:
+                    if with_features:
+                        g = (g[:, :, None] * with_bias(h)[:, None, :]).flatten(1)
+                    total = g if total is None else total + g
+                rows.append(total)
+                feats.append(with_bias(h_adv))
     finally:
-        handle.remove()
         model.train(was_training)
     return torch.cat(rows), torch.cat(feats)
-
-
-def _with_bias(h: torch.Tensor) -> torch.Tensor:
-    return torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
 
 
 class _Coreset(SubsetSelector):
@@ -130,12 +117,8 @@ class _Coreset(SubsetSelector):
         y = ctx.y_train
         g = seeded_generator(self.seed, 0xC0DE, ctx.epoch)
         picked, weights = [], []
-        for c in range(ctx.num_classes):
-            members = (y == c).nonzero().squeeze(1)
+        for members, k in class_budgets(y, self.fraction, ctx.num_classes):
             n = members.numel()
-            if n == 0:
-                continue
-            k = min(n, math.ceil(self.fraction * n))
             idx, w = self.solve(grads[members], k)
             idx, w = idx.to(members.device), w.to(torch.float32)
             chosen = members[idx]

@@ -20,8 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from robustprune.selection.base import Selection, SelectionContext
-from robustprune.selection.coreset import _Coreset, output_gradients, output_layer
+from robustprune.selection.base import Selection, SelectionContext, output_layer
+from robustprune.selection.coreset import _Coreset, output_gradients
 
 
 def glister_greedy(train_grads: torch.Tensor, train_y: torch.Tensor, budgets: torch.Tensor,

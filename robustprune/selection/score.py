@@ -8,28 +8,27 @@ cheap as its scores.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from robustprune.selection.base import Selection, SelectionContext, SubsetSelector
+from robustprune.selection.base import (
+    Selection,
+    SelectionContext,
+    SubsetSelector,
+    class_budgets,
+    sorted_union,
+)
 
 
 def top_per_class(scores: torch.Tensor, y: torch.Tensor, fraction: float, num_classes: int,
                   hardest: bool = True) -> torch.Tensor:
     """Indices of the ⌈f·n_c⌉ highest (or lowest) scores of each class; ties by index."""
-    picked = []
-    for c in range(num_classes):
-        members = (y == c).nonzero().squeeze(1)
-        if members.numel() == 0:
-            continue
-        k = min(members.numel(), math.ceil(fraction * members.numel()))
-        s = scores[members]
-        order = torch.sort(-s if hardest else s, stable=True).indices
-        picked.append(members[order[:k]])
-    return torch.cat(picked).sort().values if picked else torch.empty(0, dtype=torch.long)
+    return sorted_union([
+        members[torch.sort(-scores[members] if hardest else scores[members],
+                           stable=True).indices[:k]]
+        for members, k in class_budgets(y, fraction, num_classes)])
 
 
 class ScoreSelector(SubsetSelector):

@@ -25,8 +25,7 @@ from robustprune.attacks import Attack
 from robustprune.config import SCORES
 from robustprune.cost import CostMeter
 from robustprune.objectives import Objective
-from robustprune.selection.base import BatchMiner
-from robustprune.selection.coreset import output_layer
+from robustprune.selection.base import BatchMiner, head_inputs, with_bias
 
 __all__ = ["SCORES", "ForgettingTracker", "adversarial_scores"]
 
@@ -65,25 +64,19 @@ def adversarial_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        objective: Objective, attack: Attack, meter: CostMeter,
                        batch_size: int) -> dict[str, torch.Tensor]:
     """adv_loss, el2n and grand for every example (model is a counting model)."""
-    head = output_layer(model)
-    feats: list[torch.Tensor] = []
-    handle = head.register_forward_hook(lambda _m, inp, _o: feats.append(inp[0].detach()))
     out: dict[str, list[torch.Tensor]] = {"adv_loss": [], "el2n": [], "grand": []}
     model.eval()
-    try:
-        with meter.in_phase("select"):
-            for i in range(0, len(y), batch_size):
-                xb, yb = x[i:i + batch_size].float().div_(255.0), y[i:i + batch_size]
-                x_adv = objective.adversarial(model, xb, yb, attack)
-                feats.clear()
-                with torch.no_grad():
-                    logits = model(x_adv)
-                p = F.softmax(logits, dim=1)
-                resid = p - F.one_hot(yb, p.shape[1]).float()
-                h1 = torch.cat([feats[0], torch.ones_like(feats[0][:, :1])], dim=1)
-                out["adv_loss"].append(F.cross_entropy(logits, yb, reduction="none").cpu())
-                out["el2n"].append(resid.norm(dim=1).cpu())
-                out["grand"].append((resid.norm(dim=1) * h1.norm(dim=1)).cpu())
-    finally:
-        handle.remove()
+    with head_inputs(model) as feats, meter.in_phase("select"):
+        for i in range(0, len(y), batch_size):
+            xb, yb = x[i:i + batch_size].float().div_(255.0), y[i:i + batch_size]
+            x_adv = objective.adversarial(model, xb, yb, attack)
+            feats.clear()
+            with torch.no_grad():
+                logits = model(x_adv)
+            p = F.softmax(logits, dim=1)
+            resid = p - F.one_hot(yb, p.shape[1]).float()
+            h1 = with_bias(feats[0])
+            out["adv_loss"].append(F.cross_entropy(logits, yb, reduction="none").cpu())
+            out["el2n"].append(resid.norm(dim=1).cpu())
+            out["grand"].append((resid.norm(dim=1) * h1.norm(dim=1)).cpu())
     return {k: torch.cat(v) if v else torch.zeros(0) for k, v in out.items()}
