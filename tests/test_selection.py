@@ -23,6 +23,7 @@ from robustprune.selection import (
     build_selector,
     class_balanced_sample,
 )
+from robustprune.selection.base import class_budgets, head_inputs, with_bias
 from robustprune.selection.full import Full
 from robustprune.selection.random_subset import RandomOnline, RandomStatic
 
@@ -169,3 +170,27 @@ def test_batch_miner_attacks_fully_and_charges_attack_phase():
     assert meter.forward == {"attack": 6, "train": 0, "select": 0}
     assert meter.backward == {"attack": 6, "train": 0, "select": 0}
     assert BatchMiner().epoch_metrics() == {}
+
+
+@pytest.mark.parametrize("fraction, budgets",
+                         [(0.3, [3, 3, 1]), (0.05, [1, 1, 1]), (1.0, [10, 7, 3])])
+def test_class_budgets_ceil_per_class_and_skip_empty_classes(fraction, budgets):
+    got = list(class_budgets(Y, fraction, num_classes=4))
+    assert [k for _, k in got] == budgets  # class 3 is empty: no entry
+    for c, (members, _) in enumerate(got):
+        assert members.tolist() == Y.eq(c).nonzero().squeeze(1).tolist()
+
+
+def test_head_inputs_capture_the_penultimate_features_and_detach_the_hook():
+    torch.manual_seed(0)
+    body, head = nn.Sequential(nn.Linear(6, 5), nn.ReLU()), nn.Linear(5, 3)
+    model = nn.Sequential(body, head)
+    x = torch.randn(4, 6)
+    with head_inputs(model) as captured:
+        model(x)
+        model(x[:2])
+    assert [t.shape for t in captured] == [(4, 5), (2, 5)]
+    assert torch.equal(captured[0], body(x))
+    model(x)
+    assert len(captured) == 2  # the hook is gone after the block
+    assert torch.equal(with_bias(captured[1])[:, -1], torch.ones(2))
