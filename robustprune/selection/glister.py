@@ -20,7 +20,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from robustprune.selection.base import Selection, SelectionContext, output_layer
+from robustprune.selection.base import (
+    Selection,
+    SelectionContext,
+    class_budgets,
+    output_layer,
+)
 from robustprune.selection.coreset import _Coreset, output_gradients
 
 
@@ -76,8 +81,9 @@ class Glister(_Coreset):
         head = output_layer(ctx.model)
         w = torch.cat([head.weight, head.bias[:, None]], dim=1).detach().double()
         y = ctx.y_train
-        counts = torch.bincount(y, minlength=ctx.num_classes)
-        budgets = torch.ceil(self.fraction * counts.double()).long().clamp(max=counts)
+        budgets = torch.zeros(ctx.num_classes, dtype=torch.long, device=y.device)
+        for members, k in class_budgets(y, self.fraction, ctx.num_classes):
+            budgets[y[members[0]]] = k  # indexed by class, 0 for an empty class
         eta = ctx.lr / max(ctx.batch_size, 1)
         picked = glister_greedy(grads.double(), y, budgets, w, val_feats.double(), ctx.y_val,
                                 eta)
