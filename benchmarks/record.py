@@ -26,14 +26,32 @@ ROOT = Path(__file__).resolve().parents[1]
 def stage_seconds(metrics: Path) -> dict[str, float]:
     """Each stage's own timer (``stage_seconds`` in its metrics file), in pipeline order."""
     summary = json.loads((metrics / "summary.json").read_text())
-    files = {"warmup": metrics / "warmup.json", "score": metrics / "score.json",
-             "evaluate_clean": metrics / "eval_clean.json"}
-    for name in summary["methods"]:
-        files[f"train@{name}"] = metrics / "train" / f"{name}.json"
-    for name in summary["methods"]:
-        files[f"evaluate@{name}"] = metrics / "eval" / f"{name}.json"
+    files: dict[str, Path] = {}
+    for seed in summary["seeds"]:
+        files[f"warmup@{seed}"] = metrics / "warmup" / f"s{seed}.json"
+        files[f"score@{seed}"] = metrics / "score" / f"s{seed}.json"
+        files[f"evaluate_clean@{seed}"] = metrics / "eval_clean" / f"s{seed}.json"
+        for name in summary["methods"]:
+            files[f"train@{name}-{seed}"] = metrics / "train" / f"{name}-{seed}.json"
+        for name in summary["methods"]:
+            files[f"evaluate@{name}-{seed}"] = metrics / "eval" / f"{name}-{seed}.json"
     return {stage: float(json.loads(path.read_text())["stage_seconds"])
             for stage, path in files.items() if path.exists()}
+
+
+def tier_seconds(metrics: Path) -> str:
+    """A markdown table of each evaluation's seconds per tier (and per AutoAttack attack)."""
+    rows, keys = {}, []
+    for path in sorted((metrics / "eval").glob("*.json")) + sorted(
+            (metrics / "eval_clean").glob("*.json")):
+        sec = json.loads(path.read_text()).get("seconds", {})
+        name = path.stem if path.parent.name == "eval" else f"clean-trained-{path.stem}"
+        rows[name] = sec
+        keys += [k for k in sec if k not in keys]
+    head = "| model | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1)
+    body = [f"| {n} | " + " | ".join(f"{s.get(k, 0):.0f}" for k in keys) + " |"
+            for n, s in rows.items()]
+    return "\n".join([head, *body])
 
 
 def versions() -> str:
@@ -42,7 +60,7 @@ def versions() -> str:
     import torch
 
     pkgs = []
-    for dist in ("torch", "torchattacks", "dvc", "dvclive"):
+    for dist in ("torch", "pyautoattack", "dvc", "dvclive"):
         try:
             pkgs.append(f"{dist} {version(dist)}")
         except PackageNotFoundError:
@@ -69,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     targets = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "targets.py"),
                               str(summary_path)], capture_output=True, text=True,
                              check=True).stdout.strip()
+    per_tier = tier_seconds(args.metrics)
     stages = stage_seconds(args.metrics)
     timers = " · ".join(f"{k} {v:.0f} s" for k, v in stages.items())
     wall = "" if args.wall is None else f" Wall-clock of the command: {args.wall:.0f} s."
     text = (f"# {args.name}\n\n{table}\n\n**Targets** (`benchmarks/targets.py`):\n\n{targets}\n\n"
             f"**Stage timers:** {timers}; sum {sum(stages.values()) / 60:.1f} min.{wall}\n\n"
+            f"**Evaluation seconds per tier and model:**\n\n{per_tier}\n\n"
             f"**Hardware and versions:** {versions()}.\n")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.md").write_text(text)

@@ -2,7 +2,8 @@
 # Reproduces the README's result tables: the default pipeline (PGD-AT), then the same methods
 # with TRADES and with MART (`dvc exp run -S objective.name=...`), then two wider PGD-AT rosters:
 # static random and score; the coresets, GLISTER and a random-online stack (about 25 and 60 min
-# more on a 2-core CPU, most of it AutoAttack). Each run is recorded by
+# more on a 2-core CPU, most of it AutoAttack); then the default roster over three seeds
+# (about three default runs) and the seed spread of `full`. Each run is recorded by
 # benchmarks/record.py as benchmarks/results/<objective>.md (table, targets, stage timers,
 # hardware) and .json (the report's summary). This is a benchmark, not a test: it takes about
 # an hour per objective on a 2-core CPU (README "Results" lists the measured times). Run it on
@@ -37,4 +38,12 @@ dvc exp run -n coresets -S objective.name=pgd-at \
   -S '+methods.glister={method: glister, fraction: 0.3}' \
   -S '+methods.stack-online={method: random-online, fraction: 0.3, mining: bullettrain, attack: fgsm-rs, alpha: 0.125}'
 python benchmarks/record.py coresets --wall $((SECONDS - start))
+# the default roster over three seeds (every Δ gets its interval over seeds too), and the
+# seed-to-seed spread of `full` on its own
+git checkout -- params.yaml dvc.lock && dvc checkout
+start=$SECONDS
+dvc exp run -n seeds -S 'seeds=[0,1,2]'
+python benchmarks/record.py seeds --wall $((SECONDS - start))
+git checkout -- params.yaml dvc.lock && dvc checkout
+python benchmarks/seed_spread.py --seeds 1 2 --methods full
 dvc exp show --only-changed

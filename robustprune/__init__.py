@@ -4,7 +4,11 @@ Public API: :func:`load_model` (the saved-model contract) and the library module
 ``models``, ``attacks``, ``objectives``, ``selection``, ``training``, ``evaluation``, ``cost``.
 """
 
-from robustprune.models import load_model
+from robustprune.runtime import pin_cpu_kernels
+
+pin_cpu_kernels()  # before torch runs any kernel: see robustprune/runtime.py
+
+from robustprune.models import load_model  # noqa: E402
 
 __all__ = ["load_model"]
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from robustprune.config import ConfigError
+from robustprune.config import ConfigError, Params
 from robustprune.data import DataError
 from robustprune.pipeline import InputError
 
@@ -29,6 +29,20 @@ def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto",
                    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, … "
                         "(default: %(default)s)")
+
+
+def add_seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=None,
+                   help="the training seed of this run (default: the first of `seeds`)")
+
+
+def seed_of(arg: int | None, params: Params) -> int:
+    """The run's seed: ``--seed`` or, without it, the first entry of ``seeds``."""
+    if arg is None:
+        return params.seeds[0]
+    if arg < 0:
+        raise ConfigError(f"--seed = {arg}: must be >= 0")
+    return arg
 
 
 def run(fn: Callable[[], Any]) -> int:

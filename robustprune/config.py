@@ -3,7 +3,8 @@
 Every stage reads ``params.yaml`` through :func:`load_params`. The schema lives here, once, as
 dataclasses whose fields carry their constraints, so that a typo or an out-of-range value is
 rejected with a one-line message *before* any compute runs and before any output is touched.
-Keys are flat scalars inside a section so ``dvc exp run -S section.key=value`` always works.
+Keys are flat scalars (or flat lists of numbers) inside a section so ``dvc exp run -S
+section.key=value`` always works.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ AUGMENTS = ("none", "crop-flip", "crop")
 @dataclass(frozen=True)
 class DataConfig:
     name: str = _p("fashion-mnist", choices=DATASET_NAMES)
+    seed: int = _p(0, lo=0, doc="validation split and training subset; shared by every seed so "
+                               "all runs train, validate and test on the same examples")
     path: str = _p("", doc="file (npz) or directory (folder, or an override of data/raw/<name>)")
     val_size: int = _p(5000, lo=0)
     train_size: int = _p(0, lo=0, doc="0 = all remaining training examples")
@@ -130,19 +133,38 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """The evaluation tiers (sizes count test examples from the start; 0 = all) and the checks.
+
+    Tier 1, PGD-k on ``n_pgd`` examples, is the paired comparison metric (cheap enough for the
+    whole test set). Tier 2, the reference AutoAttack (standard version) on the first
+    ``n_autoattack``, is the trusted figure and checks that tier 1 does not over-state.
+    """
+
     n_clean: int = _p(0, lo=0, doc="0 = whole test set")
     n_pgd: int = _p(0, lo=0, doc="0 = whole test set")
     pgd_steps: int = _p(20, lo=1)
     pgd_restarts: int = _p(1, lo=1)
-    n_autoattack: int = _p(1000, lo=0, doc="first n test examples; 0 skips AutoAttack")
-    n_sanity: int = _p(1000, lo=0, doc="examples for the PGD-at-k*eps masking check")
-    sanity_factor: float = _p(4.0, lo=1.0)
+    n_autoattack: int = _p(200, lo=0, doc="first n test examples; 0 skips AutoAttack")
+    autoattack_chunk: int = _p(100, lo=1, doc="examples per resumable AutoAttack chunk")
+    trust_gap: float = _p(0.005, lo=0.0, doc="flag when AutoAttack is this far below PGD on "
+                                             "the same examples")
+    n_curve: int = _p(1000, lo=0, doc="examples for the accuracy-vs-eps curve; 0 skips it")
+    eps_factors: tuple[float, ...] = _p((0.5, 1.0, 2.0, 4.0), lo=0.0, lo_open=True,
+                                        doc="curve points, as multiples of attack.eps")
+    curve_zero: float = _p(0.05, lo=0.0, hi=1.0, doc="accuracy at the largest eps must be <=")
+    chance_margin: float = _p(0.1, lo=0.0, hi=1.0, doc="clean accuracy must beat the majority "
+                                                       "class rate by this much")
+    collapse_ratio: float = _p(0.5, lo=0.0, hi=1.0, doc="flag clean accuracy below this "
+                                                        "share of the clean-trained model's")
+    overfit_drop: float = _p(0.2, lo=0.0, hi=1.0, doc="flag a fall of validation PGD accuracy "
+                                                      "this far below its best epoch")
     batch_size: int = _p(500, lo=1)
 
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = _p(0, lo=0)
+    seeds: tuple[int, ...] = _p((0,), lo=0, doc="one training run per seed (warm-up init, data "
+                                                "order, attack starts, subset choice)")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -204,6 +226,16 @@ def _check_value(key: str, value: Any, typ: type, meta: dict[str, Any]) -> Any:
     return value
 
 
+def _check_list(key: str, value: Any, item_type: type, meta: dict[str, Any]) -> tuple[Any, ...]:
+    """A non-empty list of distinct scalars, each checked like a scalar key."""
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(f"{key} = {value!r}: must be a non-empty list")
+    items = tuple(_check_value(f"{key}[{i}]", v, item_type, meta) for i, v in enumerate(value))
+    if len(set(items)) != len(items):
+        raise ConfigError(f"{key} = {list(value)!r}: must not repeat a value")
+    return items
+
+
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys and bad values."""
     if not isinstance(raw, dict):
@@ -220,6 +252,9 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         typ = hints[name]
         if dataclasses.is_dataclass(typ):
             kwargs[name] = _build(typ, value, key)
+        elif typing.get_origin(typ) is tuple:
+            kwargs[name] = _check_list(key, value, typing.get_args(typ)[0],
+                                       dict(fields[name].metadata))
         elif typing.get_origin(typ) is dict:
             item_type = typing.get_args(typ)[1]
             if not isinstance(value, dict):

@@ -8,10 +8,12 @@ before any compute, computes, then writes its outputs atomically. They are plain
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,7 +21,7 @@ from robustprune.attacks import build_attack
 from robustprune.config import Params, as_dict, fingerprint
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.data import Splits, load_raw, load_splits, make_splits, save_splits
-from robustprune.evaluation import EvalPlan, evaluate_model
+from robustprune.evaluation import evaluate_model
 from robustprune.io import atomic_torch_save, atomic_write, atomic_write_json
 from robustprune.models import (
     build_model,
@@ -51,7 +53,7 @@ def prepare(params: Params, out: Path, raw_root: Path = Path("data/raw")) -> dic
     """Read the raw dataset, split off validation, write the canonical ``.npz``."""
     d = params.data
     raw = load_raw(d.name, d.path, raw_root=raw_root)
-    splits = make_splits(raw, d.name, d.val_size, d.train_size, params.seed)
+    splits = make_splits(raw, d.name, d.val_size, d.train_size, d.seed)
     _check_model_fits(params, splits)
     save_splits(splits, out)
     return {"dataset": d.name, "source": raw.source, "train": len(splits.y_train),
@@ -76,6 +78,7 @@ def _finish(trainer: Trainer, result: TrainResult, model_out: Path, metrics_out:
             spec: dict[str, Any], info: dict[str, Any], started: float) -> dict[str, Any]:
     metrics = {**info, "epochs": len(result.history),
                "final": {k: v for k, v in result.final.items() if k != "epoch"},
+               "history": [{k: round(v, 6) for k, v in row.items()} for row in result.history],
                "cost": result.cost, "stage_seconds": round(time.perf_counter() - started, 2)}
     save_model(trainer.model, spec, model_out, extra={"stage": info["stage"]})
     atomic_write_json(metrics_out, metrics)
@@ -83,7 +86,7 @@ def _finish(trainer: Trainer, result: TrainResult, model_out: Path, metrics_out:
     return metrics
 
 
-def warmup(params: Params, data_path: Path, model_out: Path, metrics_out: Path,
+def warmup(params: Params, seed: int, data_path: Path, model_out: Path, metrics_out: Path,
            live_dir: Path | None, device: torch.device,
            checkpoint_root: Path = CHECKPOINT_ROOT,
            forgetting_out: Path | None = None) -> dict[str, Any]:
@@ -95,23 +98,24 @@ def warmup(params: Params, data_path: Path, model_out: Path, metrics_out: Path,
     splits = load_splits(data_path)
     _check_model_fits(params, splits)
     spec = _spec(params, splits)
-    torch.manual_seed(params.seed)
+    torch.manual_seed(seed)
     model = build_model(**spec)
-    key = fingerprint("warmup", params.seed, params.model, params.warmup, params.attack.eps,
+    key = fingerprint("warmup", seed, params.model, params.warmup, params.attack.eps,
                       params.attack.norm, file_digest(data_path))
     trainer = Trainer(model=model, data=splits, optim=params.warmup, objective=Objective(),
                       attack=build_attack(params.attack), selector=Full(),
-                      miner=ForgettingTracker(len(splits.y_train)), seed=params.seed,
+                      miner=ForgettingTracker(len(splits.y_train)), seed=seed,
                       device=device, checkpoint_dir=checkpoint_root / f"warmup-{key}",
                       live_dir=live_dir)
     result = trainer.run()
     if forgetting_out is not None:
         atomic_torch_save(trainer.miner.counts(), forgetting_out)
-    info = {"stage": "warmup", "objective": "clean", "train_examples": len(splits.y_train)}
+    info = {"stage": "warmup", "seed": seed, "objective": "clean",
+            "train_examples": len(splits.y_train)}
     return _finish(trainer, result, model_out, metrics_out, spec, info, started)
 
 
-def score(params: Params, data_path: Path, init_path: Path, forgetting_path: Path,
+def score(params: Params, seed: int, data_path: Path, init_path: Path, forgetting_path: Path,
           table_out: Path, metrics_out: Path, device: torch.device) -> dict[str, Any]:
     """Selection scoring: attack the training set once with the warm-up model and write
     per-example scores (adv_loss, el2n, grand, forgetting) with their cost."""
@@ -128,7 +132,7 @@ def score(params: Params, data_path: Path, init_path: Path, forgetting_path: Pat
         raise InputError(f"{forgetting_path}: does not match the training set; rerun warmup")
     model.to(device)
     meter = CostMeter(device)
-    torch.manual_seed(params.seed)
+    torch.manual_seed(seed)
     scores = adversarial_scores(CountingModel(model, meter), splits.x_train.to(device),
                                 splits.y_train.to(device), build_objective(params.objective),
                                 build_attack(params.attack), meter, 4 * params.train.batch_size)
@@ -136,7 +140,7 @@ def score(params: Params, data_path: Path, init_path: Path, forgetting_path: Pat
                           **{k: v.numpy() for k, v in scores.items()},
                           "forgetting": forgetting.numpy()})
     atomic_write(table_out, lambda tmp: table.to_parquet(tmp, index=False))
-    metrics = {"stage": "score", "examples": len(table), "cost": meter.summary(),
+    metrics = {"stage": "score", "seed": seed, "examples": len(table), "cost": meter.summary(),
                "stage_seconds": round(time.perf_counter() - started, 2)}
     atomic_write_json(metrics_out, metrics)
     return metrics
@@ -160,8 +164,8 @@ def load_trained(path: Path, params: Params, splits: Splits) -> tuple[nn.Module,
         raise InputError(str(exc)) from None
 
 
-def train(params: Params, data_path: Path, init_path: Path, model_out: Path, metrics_out: Path,
-          live_dir: Path | None, device: torch.device,
+def train(params: Params, seed: int, data_path: Path, init_path: Path, model_out: Path,
+          metrics_out: Path, live_dir: Path | None, device: torch.device,
           checkpoint_root: Path = CHECKPOINT_ROOT, method: str | None = None,
           scores_path: Path = Path("data/scores/scores.parquet"),
           score_metrics: Path = Path("metrics/score.json")) -> dict[str, Any]:
@@ -184,15 +188,15 @@ def train(params: Params, data_path: Path, init_path: Path, model_out: Path, met
         require_file(scores_table := scores_path, "score")
         scores_cost = _score_cost(score_metrics)
         digests.append(file_digest(scores_path))
-    selector = build_selector(params.select, params.seed, scores_table, scores_cost)
-    key = fingerprint("train", params.seed, params.attack, params.objective, params.train,
+    selector = build_selector(params.select, seed, scores_table, scores_cost)
+    key = fingerprint("train", seed, params.attack, params.objective, params.train,
                       params.select, *digests)
     trainer = Trainer(model=model, data=splits, optim=params.train, objective=objective,
                       attack=attack, selector=selector, miner=build_miner(params.select),
-                      seed=params.seed, device=device,
+                      seed=seed, device=device,
                       checkpoint_dir=checkpoint_root / f"train-{key}", live_dir=live_dir)
     result = trainer.run()
-    info = {"stage": "train", "name": method or params.select.method,
+    info = {"stage": "train", "seed": seed, "name": method or params.select.method,
             "method": params.select.method,
             "fraction": params.select.fraction, "mining": params.select.mining,
             "objective": as_dict(params.objective),
@@ -205,22 +209,52 @@ def _score_cost(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())["cost"]
 
 
-def evaluate(params: Params, data_path: Path, model_path: Path, metrics_out: Path,
-             device: torch.device) -> dict[str, Any]:
-    """Clean / PGD / AutoAttack accuracy of a saved model on the test split."""
+def evaluate(params: Params, seed: int, data_path: Path, model_path: Path, metrics_out: Path,
+             examples_out: Path | None, device: torch.device,
+             checkpoint_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
+    """Every evaluation tier on the test split: metrics JSON plus the per-example table.
+
+    The reference AutoAttack resumes chunk by chunk from a state directory keyed by the model,
+    the data and the evaluation params, removed once the outputs are written.
+    """
+    import pandas as pd
+
     started = time.perf_counter()
     require_file(data_path, "prepare")
     require_file(model_path, "warmup or train")
     splits = load_splits(data_path)
     model, _ = load_trained(model_path, params, splits)
-    e = params.eval
-    plan = EvalPlan(norm=params.attack.norm, eps=params.attack.eps,
-                    num_classes=splits.num_classes, n_clean=e.n_clean, n_pgd=e.n_pgd,
-                    pgd_steps=e.pgd_steps, pgd_restarts=e.pgd_restarts,
-                    n_autoattack=e.n_autoattack, n_sanity=e.n_sanity,
-                    sanity_factor=e.sanity_factor, batch_size=e.batch_size, seed=params.seed)
-    metrics = {"model": str(model_path), **evaluate_model(model, splits.x_test, splits.y_test,
-                                                          plan, device)}
-    metrics["stage_seconds"] = round(time.perf_counter() - started, 2)
+    key = fingerprint("evaluate", seed, params.eval, params.attack.norm, params.attack.eps,
+                      file_digest(data_path), file_digest(model_path))
+    state_dir = checkpoint_root / f"evaluate-{key}"
+    metrics, cols = evaluate_model(model, splits.x_test, splits.y_test, params.eval,
+                                   norm=params.attack.norm, eps=params.attack.eps,
+                                   num_classes=splits.num_classes, seed=seed, device=device,
+                                   state_dir=state_dir)
+    metrics = {"model": str(model_path), "seed": seed, **metrics,
+               "runtime": runtime_info(device),
+               "stage_seconds": round(time.perf_counter() - started, 2)}
+    if examples_out is not None:
+        table = pd.DataFrame({"index": np.arange(len(splits.y_test)), **cols})
+        atomic_write(examples_out, lambda tmp: table.to_parquet(tmp, index=False))
     atomic_write_json(metrics_out, metrics)
+    shutil.rmtree(state_dir, ignore_errors=True)
     return metrics
+
+
+def runtime_info(device: torch.device) -> dict[str, Any]:
+    """What a figure was computed on: the things that can change float results between
+    machines (kernel ISA, thread count, library versions), recorded beside the figures."""
+    import os
+    import platform
+
+    from robustprune.runtime import PINNED
+
+    info: dict[str, Any] = {"torch": torch.__version__, "device": str(device),
+                            "threads": torch.get_num_threads(),
+                            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                            "machine": platform.machine(),
+                            **{k.lower(): os.environ.get(k, "") for k in PINNED}}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

@@ -1,7 +1,11 @@
-"""Stage evaluate: clean, PGD-20 and AutoAttack accuracy of a saved model on the test split,
-plus sanity checks (AutoAttack <= PGD <= clean; PGD at 4·eps near 0 flags gradient masking).
+"""Stage evaluate: a saved model on the test split, in tiers: clean accuracy, PGD-k on the
+whole test set (the paired comparison metric), the reference AutoAttack (standard version) on a
+fixed subset (the trusted figure and the check that PGD-k does not over-state), and an
+accuracy-vs-eps curve; with sanity checks (above chance, curve falls to 0, AutoAttack's own
+flags). Writes metrics JSON and, with --examples, the per-example table.
 
 Sizes are params `eval.*` (0 = whole test set); the threat model is `attack.norm`/`attack.eps`.
+Resumable: finished AutoAttack chunks are kept in .cache/checkpoints/evaluate-<hash>/.
 """
 
 from __future__ import annotations
@@ -17,12 +21,22 @@ from robustprune.training import resolve_device
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__)
     cli.add_device(p)
+    cli.add_seed(p)
     p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"))
     p.add_argument("--model", type=Path, required=True, help="a saved model (.pt)")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
+    p.add_argument("--examples", type=Path, default=None,
+                   help="per-example results (parquet) to write: which test examples are "
+                        "correct clean, under PGD, under AutoAttack (and which attack broke "
+                        "them) and along the eps curve")
     args = p.parse_args(argv)
-    return cli.run(lambda: pipeline.evaluate(load_params(args.params), args.data, args.model,
-                                             args.out, resolve_device(args.device)))
+
+    def go() -> None:
+        params = load_params(args.params)
+        pipeline.evaluate(params, cli.seed_of(args.seed, params), args.data, args.model,
+                          args.out, args.examples, resolve_device(args.device))
+
+    return cli.run(go)
 
 
 if __name__ == "__main__":

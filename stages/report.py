@@ -1,6 +1,8 @@
 """Stage report: the side-by-side table (metrics/summary.md, metrics/summary.json) of every
-method in `methods`, and the plot of AutoAttack accuracy vs relative cost with the Pareto
-front (metrics/pareto.png). Speed-ups are relative to --baseline (default: full).
+method in `methods` over every seed in `seeds`: accuracies, paired differences vs --baseline
+(default: full) with 95 % intervals, speed-ups, failed checks and the target verdicts; and the
+plot of robust accuracy (with intervals) vs relative cost with the Pareto front
+(metrics/pareto.png). Reads the metrics and the per-example tables the other stages wrote.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from robustprune.config import load_params
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__)
     p.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
+    p.add_argument("--examples-dir", type=Path, default=Path("data/examples"))
     p.add_argument("--baseline", default="full", help="method speed-ups are relative to")
     p.add_argument("--summary", type=Path, default=Path("metrics/summary.json"))
     p.add_argument("--table", type=Path, default=Path("metrics/summary.md"))
     p.add_argument("--plot", type=Path, default=Path("metrics/pareto.png"))
     args = p.parse_args(argv)
     return cli.run(lambda: report.report(load_params(args.params), args.metrics_dir,
-                                         args.baseline, args.summary, args.table, args.plot))
+                                         args.examples_dir, args.baseline, args.summary,
+                                         args.table, args.plot))
 
 
 if __name__ == "__main__":

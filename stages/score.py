@@ -17,15 +17,20 @@ from robustprune.training import resolve_device
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__)
     cli.add_device(p)
+    cli.add_seed(p)
     p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"))
     p.add_argument("--init", type=Path, default=Path("models/warmup.pt"))
     p.add_argument("--forgetting", type=Path, default=Path("models/warmup_forgetting.pt"))
     p.add_argument("--out", type=Path, default=Path("data/scores/scores.parquet"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/score.json"))
     args = p.parse_args(argv)
-    return cli.run(lambda: pipeline.score(load_params(args.params), args.data, args.init,
-                                          args.forgetting, args.out, args.metrics,
-                                          resolve_device(args.device)))
+
+    def go() -> None:
+        params = load_params(args.params)
+        pipeline.score(params, cli.seed_of(args.seed, params), args.data, args.init,
+                       args.forgetting, args.out, args.metrics, resolve_device(args.device))
+
+    return cli.run(go)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from robustprune.training import resolve_device
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__)
     cli.add_device(p)
+    cli.add_seed(p)
     p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"))
     p.add_argument("--out", type=Path, default=Path("models/warmup.pt"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/warmup.json"))
@@ -24,9 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--forgetting", type=Path, default=Path("models/warmup_forgetting.pt"),
                    help="per-example forgetting events during warm-up (for the score stage)")
     args = p.parse_args(argv)
-    return cli.run(lambda: pipeline.warmup(load_params(args.params), args.data, args.out,
-                                           args.metrics, args.live, resolve_device(args.device),
-                                           forgetting_out=args.forgetting))
+
+    def go() -> None:
+        params = load_params(args.params)
+        pipeline.warmup(params, cli.seed_of(args.seed, params), args.data, args.out,
+                        args.metrics, args.live, resolve_device(args.device),
+                        forgetting_out=args.forgetting)
+
+    return cli.run(go)
 
 
 if __name__ == "__main__":

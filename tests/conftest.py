@@ -39,7 +39,7 @@ def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_params(npz: Path, **sections: dict[str, Any]) -> dict[str, Any]:
     """Params for a few-second run on the tiny dataset; ``sections`` override per section."""
     base: dict[str, Any] = {
-        "seed": 0,
+        "seeds": [0],
         "data": {"name": "npz", "path": str(npz), "val_size": 80, "train_size": 0},
         "model": {"arch": "smallcnn"},
         "attack": {"norm": "linf", "eps": 0.1, "name": "pgd", "alpha": 0.03, "steps": 3},
@@ -48,8 +48,10 @@ def tiny_params(npz: Path, **sections: dict[str, Any]) -> dict[str, Any]:
                    "val_n": 40},
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.05, "schedule": "constant", "val_n": 40},
         "select": {"method": "full", "fraction": 1.0},
-        "eval": {"n_clean": 0, "n_pgd": 64, "pgd_steps": 5, "n_autoattack": 8,
-                 "n_sanity": 32, "batch_size": 64},
+        # the reference AutoAttack costs seconds even here (Square's 5 000 queries): tests that
+        # exercise it ask for it
+        "eval": {"n_clean": 0, "n_pgd": 64, "pgd_steps": 5, "n_autoattack": 0,
+                 "n_curve": 32, "batch_size": 64},
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values} if isinstance(values, dict) else values

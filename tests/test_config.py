@@ -22,7 +22,7 @@ from robustprune.config import (
 def test_defaults():
     p = params_from_dict({})
     assert p == Params()
-    assert p.seed == 0
+    assert p.seeds == (0,) and p.data.seed == 0
     assert (p.data.name, p.data.val_size, p.data.train_size) == ("fashion-mnist", 5000, 0)
     assert (p.model.arch, p.model.wrn_depth, p.model.wrn_width) == ("smallcnn", 28, 10)
     assert (p.attack.norm, p.attack.eps, p.attack.name) == ("linf", 0.1, "pgd")
@@ -42,8 +42,8 @@ def test_partial_section_keeps_other_defaults():
 def test_load_params_from_yaml(tmp_path):
     f = tmp_path / "params.yaml"
     f.write_text(
-        "seed: 3\n"
-        "data:\n  name: npz\n  path: /tmp/d.npz\n  val_size: 10\n"
+        "seeds: [3, 1]\n"
+        "data:\n  seed: 2\n  name: npz\n  path: /tmp/d.npz\n  val_size: 10\n"
         "model:\n  arch: wideresnet\n  wrn_depth: 16\n  wrn_width: 2\n"
         "attack:\n  norm: l2\n  eps: 1   # int accepted for a float\n  name: fgsm-rs\n"
         "objective:\n  name: trades\n  beta: 1.5\n"
@@ -51,7 +51,7 @@ def test_load_params_from_yaml(tmp_path):
         "select:\n  method: random-online\n  fraction: 0.25\n"
     )
     p = load_params(f)
-    assert p.seed == 3
+    assert p.seeds == (3, 1) and p.data.seed == 2
     assert (p.data.name, p.data.path, p.data.val_size) == ("npz", "/tmp/d.npz", 10)
     assert (p.model.arch, p.model.wrn_depth, p.model.wrn_width) == ("wideresnet", 16, 2)
     assert (p.attack.norm, p.attack.name) == ("l2", "fgsm-rs")
@@ -72,7 +72,12 @@ def test_load_params_empty_file_gives_defaults(tmp_path):
     ({"trainng": {"epochs": 1}}, "trainng"),                      # unknown section
     ({"train": {"epoch": 1}}, "train.epoch"),                     # unknown key
     ({"train": {"epochs": "3"}}, "train.epochs"),                 # string for int
-    ({"seed": True}, "seed"),                                     # bool for int
+    ({"data": {"seed": True}}, "data.seed"),                      # bool for int
+    ({"seeds": 0}, "seeds"),                                      # scalar for list
+    ({"seeds": []}, "seeds"),                                     # empty list
+    ({"seeds": [0, 0]}, "seeds"),                                 # repeated seed
+    ({"seeds": [0, -1]}, "seeds[1]"),                             # out of range item
+    ({"eval": {"eps_factors": [1.0, 0]}}, "eval.eps_factors[1]"),
     ({"train": {"batch_size": 32.0}}, "train.batch_size"),        # float for int
     ({"attack": {"eps": [0.1, 0.2]}}, "attack.eps"),              # list for float
     ({"objective": {"beta": False}}, "objective.beta"),           # bool for float
@@ -188,7 +193,7 @@ def test_fingerprint_stable_and_sensitive():
     assert len(a) == 16 and int(a, 16) >= 0
     changed = fingerprint(params_from_dict({"attack": {"eps": 0.2}}))
     assert changed != a
-    assert fingerprint(params_from_dict({"seed": 1})) != a
+    assert fingerprint(params_from_dict({"seeds": [1]})) != a
     assert fingerprint(Params(), "x") != a
     assert fingerprint("a", "b") != fingerprint("b", "a")
 
@@ -205,3 +210,9 @@ def test_as_dict():
     d = as_dict(Params())
     assert d["attack"]["eps"] == 0.1 and d["model"]["arch"] == "smallcnn"
     assert as_dict(5) == 5
+
+
+def test_list_params_become_tuples_and_keep_their_order():
+    p = params_from_dict({"seeds": [2, 0, 1], "eval": {"eps_factors": [4, 0.5]}})
+    assert p.seeds == (2, 0, 1) and p.eval.eps_factors == (4.0, 0.5)
+    assert Params().seeds == (0,)

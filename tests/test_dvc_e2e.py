@@ -38,39 +38,43 @@ def test_dvc_repro_then_cached_then_experiment(tmp_path, tiny_npz):
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dst)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_npz, methods=METHODS)))
+    raw = tiny_params(tiny_npz, methods=METHODS, eval={"n_autoattack": 4})
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
     _run(["git", "init", "-q"], repo)
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "project"], repo)
 
     out = _run(["dvc", "repro"], repo)
-    stages = ["prepare", "warmup", "score", "evaluate_clean", "report"]
-    stages += [f"{s}@{m}" for s in ("train", "evaluate") for m in METHODS]
+    stages = ["prepare", "warmup@0", "score@0", "evaluate_clean@0", "report"]
+    stages += [f"{s}@{m}-0" for s in ("train", "evaluate") for m in METHODS]
     for stage in stages:
         assert f"Running stage '{stage}'" in out
 
     metrics = repo / "metrics"
-    for name in ("warmup.json", "score.json", "eval_clean.json", "summary.json"):
+    for name in ("warmup/s0.json", "score/s0.json", "eval_clean/s0.json", "summary.json"):
         assert json.loads((metrics / name).read_text())
     for m in METHODS:
-        ev = json.loads((metrics / "eval" / f"{m}.json").read_text())
-        assert 0 <= ev["autoattack_acc"] <= 1 and ev["n_autoattack"] == 8
-        assert set(ev["checks"]) == {"pgd_le_clean", "autoattack_le_pgd", "large_eps_near_zero"}
-        assert json.loads((metrics / "train" / f"{m}.json").read_text())["cost"]["passes"] > 0
+        ev = json.loads((metrics / "eval" / f"{m}-0.json").read_text())
+        assert 0 <= ev["autoattack_acc"] <= 1 and ev["n_autoattack"] == 4
+        assert "above_chance" in ev["checks"] and "pgd_trusted" in ev["checks"]
+        assert (repo / "data" / "examples" / f"{m}-0.parquet").is_file()
+        train = json.loads((metrics / "train" / f"{m}-0.json").read_text())
+        assert train["cost"]["passes"] > 0 and train["seed"] == 0
     summary = json.loads((metrics / "summary.json").read_text())
     rows = summary["methods"]
     assert set(rows) == set(METHODS) and rows["full"]["speedup_passes"] == 1.0
     assert rows["random-online"]["speedup_passes"] == 2.0  # exactly half the examples
-    stack_cost = json.loads((metrics / "train" / "stack.json").read_text())["cost"]
-    score_cost = json.loads((metrics / "score.json").read_text())["cost"]
+    stack_cost = json.loads((metrics / "train" / "stack-0.json").read_text())["cost"]
+    score_cost = json.loads((metrics / "score" / "s0.json").read_text())["cost"]
     assert stack_cost["select_forward"] >= score_cost["forward_passes"] > 0  # scoring is paid
     assert rows["stack"]["speedup_passes"] > 1.0
     assert rows["stack"]["attack"] == "fgsm-rs" and rows["stack"]["mining"] == "bullettrain"
-    assert summary["pareto_front"] and summary["clean_trained"]["n_autoattack"] == 8
+    assert summary["pareto_front"] and summary["clean_trained"]["0"]["n_autoattack"] == 4
+    assert rows["random-online"]["delta_calibrated"]["n"] == 64  # eval.n_pgd
     table = (metrics / "summary.md").read_text()
     assert "| stack | score | 0.5 | bullettrain | fgsm-rs |" in table
     assert (metrics / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (repo / "dvclive" / "train" / "stack" / "plots" / "metrics" /
+    assert (repo / "dvclive" / "train" / "stack-0" / "plots" / "metrics" /
             "bt_robust_share.tsv").is_file()
 
     assert "score" in _run(["dvc", "dag"], repo)
@@ -82,8 +86,9 @@ def test_dvc_repro_then_cached_then_experiment(tmp_path, tiny_npz):
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "baseline run"], repo)
     exp = _run(["dvc", "exp", "run", "-S", "methods.random-online.fraction=0.25"], repo)
-    assert "Running stage 'train@random-online'" in exp
-    for untouched in ("warmup", "score", "train@full", "train@stack", "evaluate@full"):
+    assert "Running stage 'train@random-online-0'" in exp
+    for untouched in ("warmup@0", "score@0", "train@full-0", "train@stack-0", "evaluate@full-0"):
         assert f"Running stage '{untouched}'" not in exp
     assert "Running stage 'report'" in exp
-    assert "metrics/train/random-online.json" in _run(["dvc", "metrics", "diff", "--json"], repo)
+    assert "metrics/train/random-online-0.json" in _run(["dvc", "metrics", "diff", "--json"],
+                                                        repo)

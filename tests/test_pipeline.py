@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -23,20 +24,24 @@ def strip_timing(obj: object) -> object:
     """Metrics without wall-clock values (which legitimately differ run to run) and paths."""
     if isinstance(obj, dict):
         return {k: strip_timing(v) for k, v in obj.items()
-                if not k.endswith("seconds") and k != "model"}
+                if not k.endswith("seconds") and k not in ("model", "runtime")}
+    if isinstance(obj, list):
+        return [strip_timing(v) for v in obj]
     return obj
 
 
-def run_all(root: Path, raw: dict) -> dict[str, dict]:
+def run_all(root: Path, raw: dict, seed: int = 0) -> dict[str, dict]:
     params = params_from_dict(raw)
     cpu = torch.device("cpu")
     data = root / "data.npz"
     pipeline.prepare(params, data)
     ck = root / "ck"
-    warm = pipeline.warmup(params, data, root / "warmup.pt", root / "warmup.json", None, cpu, ck)
-    trained = pipeline.train(params, data, root / "warmup.pt", root / "robust.pt",
+    warm = pipeline.warmup(params, seed, data, root / "warmup.pt", root / "warmup.json", None,
+                           cpu, ck)
+    trained = pipeline.train(params, seed, data, root / "warmup.pt", root / "robust.pt",
                              root / "train.json", None, cpu, ck)
-    ev = pipeline.evaluate(params, data, root / "robust.pt", root / "eval.json", cpu)
+    ev = pipeline.evaluate(params, seed, data, root / "robust.pt", root / "eval.json",
+                           root / "examples.parquet", cpu, ck)
     return {"warmup": warm, "train": trained, "eval": ev}
 
 
@@ -47,7 +52,9 @@ def test_same_seed_identical_metrics_and_different_seed_differs(tmp_path, tiny_n
     wa = load_model(tmp_path / "a" / "robust.pt").state_dict()
     wb = load_model(tmp_path / "b" / "robust.pt").state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    c = run_all(tmp_path / "c", tiny_params(tiny_npz, seed=1))
+    assert (tmp_path / "a" / "examples.parquet").read_bytes() == (
+        tmp_path / "b" / "examples.parquet").read_bytes()
+    c = run_all(tmp_path / "c", tiny_params(tiny_npz), seed=1)
     assert strip_timing(c["train"]) != strip_timing(a["train"])
     # finished runs leave no resume state behind
     assert not any((tmp_path / "a" / "ck").iterdir())
@@ -161,10 +168,43 @@ def test_missing_dataset_names_what_was_looked_for(tmp_path):
     assert not (tmp_path / "data" / "prepared").exists()
 
 
-def test_evaluation_of_robust_vs_clean_model_and_checks(tmp_path, tiny_npz):
-    out = run_all(tmp_path, tiny_params(tiny_npz, train={"epochs": 3}))
-    ev = out["eval"]
-    assert 0 <= ev["autoattack_acc"] <= ev["pgd_acc_aa_subset"] <= ev["clean_acc_aa_subset"]
-    assert ev["checks"]["pgd_le_clean"] and ev["checks"]["autoattack_le_pgd"]
-    assert ev["n_autoattack"] == 8 and ev["n_pgd"] == 64 and ev["n_clean"] == 160
-    assert ev["pgd_acc_large_eps"] <= ev["pgd_acc"]
+def test_evaluation_tiers_of_a_robust_model(tmp_path, tiny_npz):
+    raw = tiny_params(tiny_npz, train={"epochs": 3},
+                      eval={"n_autoattack": 6, "autoattack_chunk": 3})
+    ev = run_all(tmp_path, raw)["eval"]
+    assert 0 <= ev["autoattack_acc"] <= ev["clean_acc_aa_subset"]
+    assert ev["autoattack_label"].startswith("AutoAttack standard (reference pyautoattack")
+    assert ev["pgd_label"] == "PGD-5 (step eps/4, 1 restart)"
+    assert ev["n_autoattack"] == 6 and ev["n_pgd"] == 64 and ev["n_clean"] == 160
+    assert ev["pgd_acc"] <= ev["clean_acc"]
+    assert list(ev["eps_curve"]) == ["0.5", "1", "2", "4"]
+    assert ev["trust_gap"] == pytest.approx(ev["pgd_acc_aa_subset"] - ev["autoattack_acc"])
+    assert set(ev["checks"]) == {"above_chance", "pgd_trusted", "autoattack_no_flags",
+                                 "curve_decreasing", "curve_reaches_zero"}
+    assert ev["checks"]["above_chance"]
+    import pandas as pd
+
+    table = pd.read_parquet(tmp_path / "examples.parquet")
+    assert len(table) == 160 and (table["index"] == np.arange(160)).all()
+    assert ((table["pgd"] >= 0).sum(), (table["autoattack"] >= 0).sum()) == (64, 6)
+    assert (table["pgd"] <= table["clean"]).all()  # robust implies clean-correct
+    assert table["autoattack"][:6].mean() == pytest.approx(ev["autoattack_acc"])
+
+
+def test_cpu_kernels_and_threads_are_pinned_unless_the_user_chose(tmp_path):
+    code = ("import os, robustprune, torch; print(torch.backends.cpu.get_cpu_capability(), "
+            "os.environ['ONEDNN_MAX_CPU_ISA'], os.environ['MKL_CBWR'], torch.get_num_threads())")
+    clean_env = {k: v for k, v in os.environ.items()
+                 if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR",
+                              "ROBUSTPRUNE_THREADS", "OMP_NUM_THREADS")}
+
+    def run(**extra: str) -> list[str]:
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**clean_env, **extra}, cwd=tmp_path, check=True)
+        return res.stdout.split()
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file() or " avx2 " not in cpuinfo.read_text():
+        pytest.skip("the AVX2 pin applies to x86-64 processors with AVX2")
+    assert run() == ["AVX2", "AVX2", "AVX2", "2"]
+    assert run(ONEDNN_MAX_CPU_ISA="ALL", ROBUSTPRUNE_THREADS="1")[1:] == ["ALL", "AVX2", "1"]

@@ -1,5 +1,6 @@
-"""The report stage on hand-written metrics: speed-ups, deltas, the random-baseline verdict,
-the Pareto front, and a one-line error for a missing input."""
+"""The report stage on hand-written metrics and per-example tables: speed-ups, paired deltas
+with intervals, the AutoAttack-calibrated delta, verdicts, checks, the Pareto front, and a
+one-line error for a missing input."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from robustprune import report
@@ -21,62 +24,139 @@ METHODS = {
     "stack": {"method": "score", "fraction": 0.3, "mining": "bullettrain", "attack": "fgsm-rs",
               "alpha": 0.125},
 }
-# name -> (passes, seconds, clean, pgd, autoattack)
+# name -> (passes, seconds, clean, pgd, autoattack): rates on a shared latent per example, so
+# method a's correct examples contain method b's when a's rate is higher (as nested as
+# possible), and every paired delta is exactly the difference of the rates.
 MEASURED = {
     "full": (1_000_000, 400.0, 0.80, 0.70, 0.68),
-    "random-online": (300_000, 100.0, 0.75, 0.64, 0.62),
-    "score": (500_000, 200.0, 0.74, 0.66, 0.63),
-    "bullettrain": (480_000, 210.0, 0.82, 0.69, 0.675),
-    "stack": (250_000, 125.0, 0.70, 0.58, 0.55),
+    "random-online": (300_000, 100.0, 0.75, 0.60, 0.58),
+    "score": (500_000, 200.0, 0.74, 0.66, 0.64),
+    "bullettrain": (480_000, 210.0, 0.82, 0.699, 0.679),
+    "stack": (100_000, 80.0, 0.70, 0.55, 0.50),
 }
+N, N_AA = 4000, 1000
 
 
-def _write_metrics(root: Path, measured: dict[str, tuple[float, ...]]) -> Path:
-    for name, (passes, seconds, clean, pgd, aa) in measured.items():
-        (root / "train").mkdir(parents=True, exist_ok=True)
-        (root / "eval").mkdir(parents=True, exist_ok=True)
-        (root / "train" / f"{name}.json").write_text(json.dumps(
-            {"cost": {"passes": passes, "seconds": seconds}}))
-        (root / "eval" / f"{name}.json").write_text(json.dumps(
-            {"clean_acc": clean, "pgd_acc": pgd, "autoattack_acc": aa, "n_autoattack": 1000,
-             "checks_passed": True}))
-    (root / "eval_clean.json").write_text(json.dumps(
-        {"clean_acc": 0.82, "pgd_acc": 0.03, "autoattack_acc": 0.01, "n_autoattack": 1000,
-         "checks_passed": True}))
-    return root
+def _columns(clean: float, pgd: float, aa: float, seed: int) -> dict[str, np.ndarray]:
+    u = (np.arange(N) + 0.5) / N
+    u = np.random.default_rng(seed).permutation(u)
+    aa_col = np.full(N, -1, dtype=np.int8)
+    aa_col[:N_AA] = u[:N_AA] < aa
+    return {"index": np.arange(N), "clean": (u < clean).astype(np.int8),
+            "pgd": (u < pgd).astype(np.int8), "autoattack": aa_col}
 
 
-def _run(tmp_path: Path, methods: dict[str, Any] | None = None) -> dict[str, Any]:
-    params = params_from_dict({"methods": METHODS if methods is None else methods})
-    metrics = _write_metrics(tmp_path / "metrics", MEASURED)
-    return report.report(params, metrics, "full", tmp_path / "summary.json",
+def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int, ...] = (0,),
+           history: dict[str, list[float]] | None = None) -> tuple[Path, Path]:
+    metrics, examples = root / "metrics", root / "examples"
+    for d in ("train", "eval", "eval_clean"):
+        (metrics / d).mkdir(parents=True, exist_ok=True)
+    examples.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        for name, (passes, seconds, clean, pgd, aa) in measured.items():
+            m = params_from_dict({"methods": METHODS}).for_method(name)
+            hist = [{"val_pgd_acc": v} for v in (history or {}).get(name, [0.5, 0.6])]
+            (metrics / "train" / f"{name}-{seed}.json").write_text(json.dumps(
+                {"method": m.select.method, "fraction": m.select.fraction,
+                 "mining": m.select.mining, "attack": {"name": m.attack.name,
+                                                       "steps": m.attack.steps},
+                 "objective": {"name": "pgd-at"}, "history": hist,
+                 "cost": {"passes": passes, "seconds": seconds + seed}}))
+            cols = _columns(clean, pgd, aa, seed)
+            (metrics / "eval" / f"{name}-{seed}.json").write_text(json.dumps(
+                {"clean_acc": float(cols["clean"].mean()), "pgd_acc": float(cols["pgd"].mean()),
+                 "autoattack_acc": float(cols["autoattack"][:N_AA].mean()), "n_pgd": N,
+                 "n_autoattack": N_AA, "pgd_label": "PGD-20 (step eps/4, 1 restart)",
+                 "autoattack_label": "AutoAttack standard (reference)", "checks_failed": []}))
+            pd.DataFrame(cols).to_parquet(examples / f"{name}-{seed}.parquet")
+        cols = _columns(0.82, 0.03, 0.01, seed)
+        (metrics / "eval_clean" / f"s{seed}.json").write_text(json.dumps(
+            {"clean_acc": 0.82, "pgd_acc": 0.03, "autoattack_acc": 0.01, "n_pgd": N,
+             "n_autoattack": N_AA, "checks_failed": []}))
+        pd.DataFrame(cols).to_parquet(examples / f"clean-s{seed}.parquet")
+    return metrics, examples
+
+
+def _run(tmp_path: Path, methods: dict[str, Any] | None = None, seeds: tuple[int, ...] = (0,),
+         measured: dict[str, tuple[float, ...]] | None = None,
+         history: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    params = params_from_dict({"methods": METHODS if methods is None else methods,
+                               "seeds": list(seeds)})
+    metrics, examples = _write(tmp_path, MEASURED if measured is None else measured, seeds,
+                               history)
+    return report.report(params, metrics, examples, "full", tmp_path / "summary.json",
                          tmp_path / "summary.md", tmp_path / "pareto.png")
 
 
-def test_speedups_and_deltas_are_against_the_baseline(tmp_path: Path) -> None:
+def test_speedups_deltas_and_intervals_against_the_baseline(tmp_path: Path) -> None:
     rows = _run(tmp_path)["methods"]
-    assert rows["full"]["speedup_passes"] == 1.0 and rows["full"]["delta_robust"] == 0.0
+    assert rows["full"]["speedup_passes"] == 1.0 and rows["full"]["delta_pgd"]["estimate"] == 0
     assert rows["random-online"]["speedup_passes"] == pytest.approx(1_000_000 / 300_000, 1e-3)
     assert rows["bullettrain"]["speedup_seconds"] == pytest.approx(400 / 210, 1e-3)
-    assert rows["stack"]["relative_cost"] == 0.25
-    assert rows["score"]["delta_robust"] == pytest.approx(0.63 - 0.68)
+    assert rows["stack"]["relative_cost"] == 0.1
+    score = rows["score"]
+    assert score["delta_pgd"]["estimate"] == pytest.approx(0.66 - 0.70)
+    # the AutoAttack subset is a sample of the latent: its delta is the rates' up to sampling
+    assert score["delta_autoattack"]["estimate"] == pytest.approx(0.64 - 0.68, abs=0.015)
+    assert score["delta_autoattack"]["n"] == N_AA and score["delta_pgd"]["n"] == N
+    # calibrated: PGD delta on all + (AA - PGD) gap delta on the subset
+    sub = {k: pd.read_parquet(tmp_path / "examples" / f"{k}-0.parquet")[:N_AA]
+           for k in ("score", "full")}
+    gap = {k: (t["autoattack"] - t["pgd"]).mean() for k, t in sub.items()}
+    assert score["delta_calibrated"]["estimate"] == pytest.approx(
+        -0.04 + gap["score"] - gap["full"], abs=1e-6)
+    for key in ("delta_pgd", "delta_autoattack", "delta_calibrated"):
+        d = score[key]
+        assert d["low"] <= d["estimate"] <= d["high"]
+    # the subset alone is 4x smaller: its interval is wider than the calibrated one
+    width = {k: score[k]["high"] - score[k]["low"] for k in ("delta_autoattack",
+                                                             "delta_calibrated")}
+    assert width["delta_calibrated"] < width["delta_autoattack"]
     assert rows["stack"]["attack"] == "fgsm-rs" and rows["score"]["attack"] == "pgd-10"
 
 
-def test_beats_random_compares_with_random_baselines_at_the_same_fraction(
-        tmp_path: Path) -> None:
+def test_beats_random_is_a_verdict_from_the_interval(tmp_path: Path) -> None:
     rows = _run(tmp_path)["methods"]
-    assert rows["score"]["beats_random"] is True        # 63 % > random-online's 62 %
-    assert rows["stack"]["beats_random"] is False       # 55 % < 62 %, other mining and attack
-    assert rows["bullettrain"]["beats_random"] is None  # no random baseline at f = 1
-    assert rows["full"]["beats_random"] is None
-    assert rows["random-online"]["beats_random"] is None
+    assert rows["score"]["beats_random"] == "met"        # +6 pts over random-online on 4 000
+    assert rows["stack"]["beats_random"] == "not met"    # −8 pts
+    assert rows["bullettrain"]["beats_random"] is None   # no random baseline at f = 1
+    assert rows["full"]["beats_random"] is None and rows["random-online"]["beats_random"] is None
+    close = dict(MEASURED, score=(500_000, 200.0, 0.74, 0.6005, 0.5805))
+    assert _run(tmp_path / "c", measured=close)["methods"]["score"]["beats_random"] == (
+        "inconclusive")
 
 
-def test_no_verdict_without_a_random_baseline(tmp_path: Path) -> None:
-    methods = {k: v for k, v in METHODS.items() if k != "random-online"}
-    rows = _run(tmp_path, methods)["methods"]
-    assert all(r["beats_random"] is None for r in rows.values())
+def test_targets_get_met_not_met_or_inconclusive(tmp_path: Path) -> None:
+    goal = {t["method"]: t["verdict"] for t in _run(tmp_path)["targets"]}
+    # bullettrain: 2.08x passes, delta -0.1 pt with a narrow interval above -1 pt
+    assert goal["bullettrain"] == "met"
+    assert goal["score"] == "not met"  # 2x passes < 2.5x
+    assert goal["stack"] == "not met"  # delta -13 pts
+    far = dict(MEASURED, bullettrain=(480_000, 210.0, 0.82, 0.69, 0.67))
+    verdict = {t["method"]: t["verdict"] for t in _run(tmp_path / "b", measured=far)["targets"]}
+    assert verdict["bullettrain"] == "inconclusive"  # -1 pt: the interval straddles the bound
+
+
+def test_seeds_are_aggregated(tmp_path: Path) -> None:
+    rows = _run(tmp_path, seeds=(0, 1, 2))["methods"]
+    r = rows["score"]
+    assert r["seeds"] == [0, 1, 2] and r["delta_pgd"]["seeds"] == 3
+    assert r["delta_pgd"]["method"] == "seeds-t"
+    assert r["seconds"] == pytest.approx(201.0)  # mean over seeds of 200, 201, 202
+    assert r["pgd_acc"]["std"] == pytest.approx(0.0, abs=1e-12)  # same rate every seed
+    table = (tmp_path / "summary.md").read_text()
+    assert "Seeds: 0, 1, 2" in table and " ± " in table
+
+
+def test_report_level_checks_name_the_failure(tmp_path: Path) -> None:
+    collapsed = dict(MEASURED, stack=(100_000, 80.0, 0.30, 0.25, 0.2))
+    rows = _run(tmp_path, measured=collapsed,
+                history={"stack": [0.4, 0.45, 0.1]})["methods"]
+    assert rows["stack"]["checks_failed"] == ["catastrophic_overfitting", "clean_collapse"]
+    assert rows["full"]["checks_failed"] == [] and rows["full"]["checks_passed"]
+    row = next(line for line in (tmp_path / "summary.md").read_text().splitlines()
+               if line.startswith("| stack |"))
+    assert row.endswith("| catastrophic_overfitting, clean_collapse |")
 
 
 def test_pareto_front_keeps_only_undominated_points() -> None:
@@ -89,18 +169,20 @@ def test_outputs_table_and_plot(tmp_path: Path) -> None:
     result = _run(tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text()) == result
     table = (tmp_path / "summary.md").read_text().splitlines()
-    assert len(table) == 2 + len(METHODS) + 1  # header, rule, methods, clean-trained
     stack = next(line for line in table if line.startswith("| stack |"))
-    assert "| 4.00× |" in stack and "| no |" in stack and "-13.00" in stack
+    assert "| 10.00× |" in stack and "| not met |" in stack and "-15.00 [" in stack
+    assert table[0].count("[95 % CI]") == 2
+    assert any(line.startswith("| clean-trained (warm-up only) |") for line in table)
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result["pareto_front"] == ["stack", "random-online", "bullettrain", "full"]
 
 
 def test_missing_metrics_is_a_one_line_error_naming_the_stage(tmp_path: Path) -> None:
     params = params_from_dict({"methods": METHODS})
-    metrics = _write_metrics(tmp_path / "metrics", MEASURED)
-    (metrics / "eval" / "stack.json").unlink()
-    with pytest.raises(InputError, match=r"evaluate@stack") as err:
-        report.report(params, metrics, "full", tmp_path / "s.json", tmp_path / "s.md", None)
+    metrics, examples = _write(tmp_path, MEASURED)
+    (examples / "stack-0.parquet").unlink()
+    with pytest.raises(InputError, match=r"evaluate@stack-0") as err:
+        report.report(params, metrics, examples, "full", tmp_path / "s.json",
+                      tmp_path / "s.md", None)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "s.json").exists()

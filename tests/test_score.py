@@ -104,15 +104,15 @@ def test_scoring_stage_then_score_method_training(tmp_path, tiny_npz):
     cpu = torch.device("cpu")
     data = tmp_path / "d.npz"
     pipeline.prepare(params, data)
-    pipeline.warmup(params, data, tmp_path / "w.pt", tmp_path / "w.json", None, cpu,
+    pipeline.warmup(params, 0, data, tmp_path / "w.pt", tmp_path / "w.json", None, cpu,
                     tmp_path / "ck", forgetting_out=tmp_path / "f.pt")
-    scored = pipeline.score(params, data, tmp_path / "w.pt", tmp_path / "f.pt",
+    scored = pipeline.score(params, 0, data, tmp_path / "w.pt", tmp_path / "f.pt",
                             tmp_path / "s.parquet", tmp_path / "score.json", cpu)
     table = pd.read_parquet(tmp_path / "s.parquet")
     assert list(table.columns) == ["index", "label", "adv_loss", "el2n", "grand", "forgetting"]
     assert len(table) == scored["examples"] == 400
     assert (table["forgetting"] >= 0).all() and table["el2n"].between(0, 2 ** 0.5).all()
-    trained = pipeline.train(params, data, tmp_path / "w.pt", tmp_path / "r.pt",
+    trained = pipeline.train(params, 0, data, tmp_path / "w.pt", tmp_path / "r.pt",
                              tmp_path / "t.json", None, cpu, tmp_path / "ck",
                              scores_path=tmp_path / "s.parquet",
                              score_metrics=tmp_path / "score.json")
