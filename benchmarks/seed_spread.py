@@ -25,6 +25,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,6 +35,7 @@ import torch  # noqa: E402
 from robustprune import pipeline  # noqa: E402
 from robustprune.config import load_params  # noqa: E402
 from robustprune.stats import mean_std  # noqa: E402
+from robustprune.training import resolve_device  # noqa: E402
 
 FIGURES = ("clean_acc", "pgd_acc", "autoattack_acc")
 
@@ -63,10 +65,15 @@ def run_one(params_path: Path, method: str, seed: int, work: Path, n_autoattack:
                              score_metrics=work / f"score-s{seed}.json")
     ev = pipeline.evaluate(params, seed, data, model, work / f"eval-{method}-{seed}.json",
                            work / f"{method}-{seed}.parquet", device, ck)
+    return figures(ev, trained)
+
+
+def figures(ev: dict[str, Any], tr: dict[str, Any]) -> dict[str, float]:
+    """The reported figures of one run, from its evaluation and training metrics."""
     return {**{k: ev[k] for k in FIGURES if k in ev}, "n_pgd": ev["n_pgd"],
             "n_autoattack": ev.get("n_autoattack", 0),
-            "val_pgd_acc": trained["final"]["val_pgd_acc"],
-            "train_seconds": trained["cost"]["seconds"], "passes": trained["cost"]["passes"]}
+            "val_pgd_acc": tr["final"]["val_pgd_acc"], "train_seconds": tr["cost"]["seconds"],
+            "passes": tr["cost"]["passes"]}
 
 
 def from_default_run(method: str) -> dict[str, float] | None:
@@ -75,11 +82,7 @@ def from_default_run(method: str) -> dict[str, float] | None:
     tr_path = ROOT / "metrics" / "train" / f"{method}-0.json"
     if not (ev_path.is_file() and tr_path.is_file()):
         return None
-    ev, tr = json.loads(ev_path.read_text()), json.loads(tr_path.read_text())
-    return {**{k: ev[k] for k in FIGURES if k in ev}, "n_pgd": ev["n_pgd"],
-            "n_autoattack": ev.get("n_autoattack", 0),
-            "val_pgd_acc": tr["final"]["val_pgd_acc"], "train_seconds": tr["cost"]["seconds"],
-            "passes": tr["cost"]["passes"]}
+    return figures(json.loads(ev_path.read_text()), json.loads(tr_path.read_text()))
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / ".cache" / "seed-spread")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "seed-spread")
     args = p.parse_args(argv)
-    device = pipeline_device()
+    device = resolve_device("auto")
     args.work.mkdir(parents=True, exist_ok=True)
     state = args.out.with_suffix(".json")
     results: dict[str, dict[str, dict[str, float]]] = (
@@ -153,12 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     state.write_text(json.dumps(results, indent=2) + "\n")
     print(text)
     return 0
-
-
-def pipeline_device() -> torch.device:
-    from robustprune.training import resolve_device
-
-    return resolve_device("auto")
 
 
 if __name__ == "__main__":
