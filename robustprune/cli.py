@@ -9,19 +9,29 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from robustprune.config import ConfigError, Params
-from robustprune.data import DataError
-from robustprune.pipeline import InputError
-
-USER_ERRORS = (ConfigError, DataError, InputError)
+from robustprune.config import Params
+from robustprune.errors import USER_ERRORS, ConfigError
 
 
-def parser(description: str | None) -> argparse.ArgumentParser:
+def parser(description: str | None, *, compute: bool = False,
+           init: bool = False) -> argparse.ArgumentParser:
+    """``--params``; with ``compute`` also ``--device``, ``--seed`` and ``--data`` (stages that
+    train or attack a model); with ``init`` also ``--init`` (stages that start from the
+    warm-up model)."""
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
+    if compute:
+        add_device(p)
+        add_seed(p)
+        p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"),
+                       help="the prepare stage's output (default: %(default)s)")
+    if init:
+        p.add_argument("--init", type=Path, default=Path("models/warmup.pt"),
+                       help="the warm-up model (default: %(default)s)")
     return p
 
 
@@ -43,6 +53,16 @@ def seed_of(arg: int | None, params: Params) -> int:
     if arg < 0:
         raise ConfigError(f"--seed = {arg}: must be >= 0")
     return arg
+
+
+def method_of(arg: str | None, params: Params) -> str:
+    """The run's method: ``--method`` or, without it, the first entry of ``methods``."""
+    if arg is not None:
+        params.method(arg)  # a one-line error naming the defined methods
+        return arg
+    if not params.methods:
+        raise ConfigError("methods: no methods defined in params")
+    return next(iter(params.methods))
 
 
 def run(fn: Callable[[], Any]) -> int:

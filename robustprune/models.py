@@ -12,13 +12,15 @@ Saved files hold only tensors and plain Python values (no pickled classes), and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustprune.errors import ConfigError
 from robustprune.io import atomic_torch_save
+from robustprune.registry import Registry
 
 FORMAT = "robustprune-model-v1"
 
@@ -35,8 +37,34 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-class SmallCNN(nn.Module):
+class Arch(nn.Module):
+    """An architecture of the registry: builds itself from the data's shape and the ``model``
+    section, and states the constraints it puts on them."""
+
+    name: ClassVar[str] = ""
+    min_image_size: ClassVar[int] = 1
+
+    @classmethod
+    def from_spec(cls, in_channels: int, num_classes: int, image_size: int, wrn_depth: int,
+                  wrn_width: int) -> nn.Module:
+        return cls(in_channels, num_classes)  # type: ignore[call-arg]
+
+    @classmethod
+    def check_params(cls, cfg: Any) -> None:
+        """Constraints on the ``model`` section (raise :class:`ConfigError`)."""
+        del cfg
+
+
+class SmallCNN(Arch):
     """The TRADES MNIST architecture (4 conv + 3 FC); flatten size follows the input size."""
+
+    name = "smallcnn"
+    min_image_size = 14
+
+    @classmethod
+    def from_spec(cls, in_channels: int, num_classes: int, image_size: int, wrn_depth: int,
+                  wrn_width: int) -> nn.Module:
+        return cls(in_channels, num_classes, image_size)
 
     def __init__(self, in_channels: int, num_classes: int, image_size: int, drop: float = 0.5):
         super().__init__()
@@ -76,7 +104,9 @@ class PreActBlock(nn.Module):
         return out + skip
 
 
-class PreActResNet18(nn.Module):
+class PreActResNet18(Arch):
+    name = "preact-resnet18"
+
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
@@ -93,24 +123,21 @@ class PreActResNet18(nn.Module):
         return self.linear(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
 
 
-class WideBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(cin)
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.shortcut = (nn.Conv2d(cin, cout, 1, stride, bias=False)
-                         if stride != 1 or cin != cout else None)
+class WideResNet(Arch):
+    """WRN-depth-width (Zagoruyko & Komodakis), as used by TRADES/MART on CIFAR; its blocks are
+    the pre-activation blocks of PreActResNet18."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(x))
-        skip = self.shortcut(out) if self.shortcut is not None else x
-        return self.conv2(F.relu(self.bn2(self.conv1(out)))) + skip
+    name = "wideresnet"
 
+    @classmethod
+    def from_spec(cls, in_channels: int, num_classes: int, image_size: int, wrn_depth: int,
+                  wrn_width: int) -> nn.Module:
+        return cls(in_channels, num_classes, wrn_depth, wrn_width)
 
-class WideResNet(nn.Module):
-    """WRN-depth-width (Zagoruyko & Komodakis), as used by TRADES/MART on CIFAR."""
+    @classmethod
+    def check_params(cls, cfg: Any) -> None:
+        if (cfg.wrn_depth - 4) % 6 != 0:
+            raise ConfigError(f"model.wrn_depth = {cfg.wrn_depth}: must be 6k+4 (e.g. 16, 28, 34)")
 
     def __init__(self, in_channels: int, num_classes: int, depth: int, width: int) -> None:
         super().__init__()
@@ -122,7 +149,7 @@ class WideResNet(nn.Module):
         blocks, cin = [], widths[0]
         for cout, stride in zip(widths[1:], (1, 2, 2), strict=True):
             for i in range(n):
-                blocks.append(WideBlock(cin, cout, stride if i == 0 else 1))
+                blocks.append(PreActBlock(cin, cout, stride if i == 0 else 1))
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.bn = nn.BatchNorm2d(cin)
@@ -133,20 +160,18 @@ class WideResNet(nn.Module):
         return self.linear(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
 
 
+ARCHS: Registry[type[Arch]] = Registry("model.arch", [SmallCNN, PreActResNet18, WideResNet])
+
+
 def build_model(arch: str, *, in_channels: int, num_classes: int, image_size: int,
                 mean: tuple[float, ...], std: tuple[float, ...],
                 wrn_depth: int = 28, wrn_width: int = 10) -> nn.Sequential:
     """A ``Normalize -> network`` model for [0,1] inputs."""
     if len(mean) != in_channels or len(std) != in_channels:
         raise ValueError(f"mean/std need {in_channels} channel values")
-    if arch == "smallcnn":
-        net: nn.Module = SmallCNN(in_channels, num_classes, image_size)
-    elif arch == "preact-resnet18":
-        net = PreActResNet18(in_channels, num_classes)
-    elif arch == "wideresnet":
-        net = WideResNet(in_channels, num_classes, wrn_depth, wrn_width)
-    else:
-        raise ValueError(f"unknown arch {arch!r}; allowed: smallcnn, preact-resnet18, wideresnet")
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; allowed: {', '.join(ARCHS)}")
+    net = ARCHS[arch].from_spec(in_channels, num_classes, image_size, wrn_depth, wrn_width)
     return nn.Sequential(Normalize(mean, std), net)
 
 

@@ -16,13 +16,14 @@ reference code:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from robustprune.attacks import Attack, LossFn, cross_entropy_loss
-from robustprune.config import ObjectiveConfig
+from robustprune.registry import Registry
 
 
 def kl_per_example(p_clean: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tensor:
@@ -46,6 +47,11 @@ class Objective:
     gaussian_start: float | None = None  # std of the reference codes' N(0,1) start, or None
 
     needs_clean: bool = False  # whether the loss also looks at f(x)
+
+    @classmethod
+    def from_params(cls, cfg: Any) -> Objective:
+        """The objective for an ``objective`` section (name, beta)."""
+        return cls(beta=cfg.beta)
 
     @property
     def attacked(self) -> bool:
@@ -78,10 +84,6 @@ class Objective:
         logits_adv = model(x_adv)
         return self.logit_losses(logits_clean, logits_adv, y), logits_adv
 
-    def per_example(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
-                    y: torch.Tensor) -> torch.Tensor:
-        return self.losses(model, x, x_adv, y)[0]
-
     def loss_and_logits(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
                         y: torch.Tensor, weights: torch.Tensor | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,13 +100,24 @@ class Objective:
 class PGDAT(Objective):
     name: str = "pgd-at"
 
+    @classmethod
+    def from_params(cls, cfg: Any) -> Objective:
+        return cls()  # no robust-term weight
+
 
 @dataclass(frozen=True)
-class TRADES(Objective):
-    name: str = "trades"
+class _KLRegularised(Objective):
+    """TRADES and MART: a β-weighted KL(p(x) ‖ p(x')) term, so the loss also looks at f(x),
+    and the reference codes' small Gaussian attack start."""
+
     beta: float = 6.0
     gaussian_start: float | None = 0.001
     needs_clean: bool = True
+
+
+@dataclass(frozen=True)
+class TRADES(_KLRegularised):
+    name: str = "trades"
 
     def attack_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LossFn:
         with torch.no_grad():
@@ -119,11 +132,8 @@ class TRADES(Objective):
 
 
 @dataclass(frozen=True)
-class MART(Objective):
+class MART(_KLRegularised):
     name: str = "mart"
-    beta: float = 6.0
-    gaussian_start: float | None = 0.001
-    needs_clean: bool = True
 
     def logit_losses(self, logits_clean: torch.Tensor | None, logits_adv: torch.Tensor,
                      y: torch.Tensor) -> torch.Tensor:
@@ -139,11 +149,9 @@ class MART(Objective):
         return boosted + self.beta * kl * (1.0000001 - p_true)
 
 
-def build_objective(cfg: ObjectiveConfig) -> Objective:
-    if cfg.name == "pgd-at":
-        return PGDAT()
-    if cfg.name == "trades":
-        return TRADES(beta=cfg.beta)
-    if cfg.name == "mart":
-        return MART(beta=cfg.beta)
-    raise ValueError(f"unknown objective {cfg.name!r}")
+OBJECTIVES: Registry[type[Objective]] = Registry("objective.name", [PGDAT, TRADES, MART])
+"""The robust objectives (``objective.name``); the clean base class is the warm-up's."""
+
+
+def build_objective(cfg: Any) -> Objective:
+    return OBJECTIVES.lookup(cfg.name).from_params(cfg)

@@ -21,9 +21,11 @@ from robustprune.attacks import build_attack
 from robustprune.config import Params, as_dict, fingerprint
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.data import Splits, load_raw, load_splits, make_splits, save_splits
+from robustprune.errors import InputError, require_file
 from robustprune.evaluation import evaluate_model
 from robustprune.io import atomic_torch_save, atomic_write, atomic_write_json
 from robustprune.models import (
+    ARCHS,
     build_model,
     model_from_payload,
     model_spec,
@@ -31,8 +33,15 @@ from robustprune.models import (
     save_model,
 )
 from robustprune.objectives import Objective, build_objective
-from robustprune.selection import Full, build_miner, build_selector
-from robustprune.selection.scores import ForgettingTracker, adversarial_scores
+from robustprune.selection import (
+    SELECTORS,
+    BatchMiner,
+    Full,
+    ScoreTable,
+    build_miner,
+    build_selector,
+)
+from robustprune.selection.scoring import ForgettingTracker, adversarial_scores
 from robustprune.training import Trainer, TrainResult, file_digest
 
 CHECKPOINT_ROOT = Path(".cache/checkpoints")
@@ -40,31 +49,30 @@ CHECKPOINT_ROOT = Path(".cache/checkpoints")
 of the stage's params and input files, so a stale checkpoint can never be resumed."""
 
 
-class InputError(ValueError):
-    """A missing or incompatible input file; one line, names the file."""
-
-
-def require_file(path: Path, made_by: str) -> None:
-    if not path.is_file():
-        raise InputError(f"{path}: not found; it is made by the {made_by} stage (dvc repro)")
-
-
-def prepare(params: Params, out: Path, raw_root: Path = Path("data/raw")) -> dict[str, Any]:
-    """Read the raw dataset, split off validation, write the canonical ``.npz``."""
+def prepare(params: Params, out: Path, raw_root: Path = Path("data/raw"),
+            metrics_out: Path | None = None) -> dict[str, Any]:
+    """Read the raw dataset, split off validation (and a test set when the dataset has none),
+    write the canonical ``.npz``; returns the prepare metrics (sizes, where the test set came
+    from)."""
     d = params.data
     raw = load_raw(d.name, d.path, raw_root=raw_root)
-    splits = make_splits(raw, d.name, d.val_size, d.train_size, d.seed)
-    _check_model_fits(params, splits)
-    save_splits(splits, out)
-    return {"dataset": d.name, "source": raw.source, "train": len(splits.y_train),
-            "val": len(splits.y_val), "test": len(splits.y_test), "shape": list(splits.shape),
+    splits = make_splits(raw, d.name, d.val_size, d.train_size, d.seed, test_size=d.test_size)
+    info = {"dataset": d.name, "source": raw.source, "train": len(splits.y_train),
+            "val": len(splits.y_val), "test": len(splits.y_test),
+            "test_split": splits.test_source, "shape": list(splits.shape),
             "classes": list(splits.classes)}
+    save_splits(splits, out)
+    if metrics_out is not None:
+        atomic_write_json(metrics_out, info)
+    return info
 
 
 def _check_model_fits(params: Params, splits: Splits) -> None:
     _, h, w = splits.shape
-    if params.model.arch == "smallcnn" and min(h, w) < 14:
-        raise InputError(f"model.arch = smallcnn needs images >= 14 px; {splits.name} is {h}x{w}")
+    need = ARCHS[params.model.arch].min_image_size
+    if min(h, w) < need:
+        raise InputError(f"model.arch = {params.model.arch} needs images >= {need} px; "
+                         f"{splits.name} is {h}x{w}")
 
 
 def _spec(params: Params, splits: Splits) -> dict[str, Any]:
@@ -102,20 +110,20 @@ def warmup(params: Params, seed: int, data_path: Path, model_out: Path, metrics_
     model = build_model(**spec)
     key = fingerprint("warmup", seed, params.model, params.warmup, params.attack.eps,
                       params.attack.norm, file_digest(data_path))
+    forgetting = ForgettingTracker(len(splits.y_train))
     trainer = Trainer(model=model, data=splits, optim=params.warmup, objective=Objective(),
-                      attack=build_attack(params.attack), selector=Full(),
-                      miner=ForgettingTracker(len(splits.y_train)), seed=seed,
-                      device=device, checkpoint_dir=checkpoint_root / f"warmup-{key}",
-                      live_dir=live_dir)
+                      attack=build_attack(params.attack), selector=Full(), miner=BatchMiner(),
+                      seed=seed, device=device, checkpoint_dir=checkpoint_root / f"warmup-{key}",
+                      live_dir=live_dir, observers=[forgetting])
     result = trainer.run()
     if forgetting_out is not None:
-        atomic_torch_save(trainer.miner.counts(), forgetting_out)
+        atomic_torch_save(forgetting.counts(), forgetting_out)
     info = {"stage": "warmup", "seed": seed, "objective": "clean",
             "train_examples": len(splits.y_train)}
     return _finish(trainer, result, model_out, metrics_out, spec, info, started)
 
 
-def score(params: Params, seed: int, data_path: Path, init_path: Path, forgetting_path: Path,
+def scoring(params: Params, seed: int, data_path: Path, init_path: Path, forgetting_path: Path,
           table_out: Path, metrics_out: Path, device: torch.device) -> dict[str, Any]:
     """Selection scoring: attack the training set once with the warm-up model and write
     per-example scores (adv_loss, el2n, grand, forgetting) with their cost."""
@@ -140,73 +148,82 @@ def score(params: Params, seed: int, data_path: Path, init_path: Path, forgettin
                           **{k: v.numpy() for k, v in scores.items()},
                           "forgetting": forgetting.numpy()})
     atomic_write(table_out, lambda tmp: table.to_parquet(tmp, index=False))
-    metrics = {"stage": "score", "seed": seed, "examples": len(table), "cost": meter.summary(),
+    metrics = {"stage": "scoring", "seed": seed, "examples": len(table), "cost": meter.summary(),
                "stage_seconds": round(time.perf_counter() - started, 2)}
     atomic_write_json(metrics_out, metrics)
     return metrics
 
 
-def load_trained(path: Path, params: Params, splits: Splits) -> tuple[nn.Module, dict[str, Any]]:
-    """A saved model, checked against the current params and data before any compute."""
+def _read_model(path: Path, expected: dict[str, Any], keys: tuple[str, ...],
+                what: str) -> tuple[nn.Module, dict[str, Any]]:
+    """A saved model whose spec matches ``expected`` on ``keys``, before any compute."""
     try:
         payload = read_model_file(path)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     spec = dict(payload.get("spec", {}))
-    expected = _spec(params, splits)
-    for key in ("arch", "in_channels", "num_classes", "image_size"):
+    for key in keys:
         if spec.get(key) != expected[key]:
             raise InputError(f"{path}: built with {key} = {spec.get(key)} but the current "
-                             f"params/data need {expected[key]}; rerun the warmup stage")
+                             f"{what} need {expected[key]}; rerun the warmup stage")
     try:
         return model_from_payload(payload, path), spec
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
 
-def train(params: Params, seed: int, data_path: Path, init_path: Path, model_out: Path,
-          metrics_out: Path, live_dir: Path | None, device: torch.device,
-          checkpoint_root: Path = CHECKPOINT_ROOT, method: str | None = None,
-          scores_path: Path = Path("data/scores/scores.parquet"),
-          score_metrics: Path = Path("metrics/score.json")) -> dict[str, Any]:
-    """Robust training from the warm-up checkpoint with the configured selector and miner.
+def load_trained(path: Path, params: Params, splits: Splits) -> tuple[nn.Module, dict[str, Any]]:
+    """A model to train further: it must be the current params' architecture for this data."""
+    return _read_model(path, _spec(params, splits),
+                       ("arch", "in_channels", "num_classes", "image_size"), "params/data")
 
-    ``method`` names an entry of ``methods`` whose overrides apply; None uses ``select`` and
-    ``attack`` as they are.
+
+def load_for_data(path: Path, splits: Splits) -> nn.Module:
+    """A model to evaluate: any architecture, as long as it fits the data's images and classes
+    (so evaluation reads no model params)."""
+    c, h, _ = splits.shape
+    expected = {"in_channels": c, "num_classes": splits.num_classes, "image_size": h}
+    return _read_model(path, expected, tuple(expected), "data")[0]
+
+
+def train(params: Params, seed: int, method: str, data_path: Path, init_path: Path,
+          model_out: Path, metrics_out: Path, live_dir: Path | None, device: torch.device,
+          checkpoint_root: Path = CHECKPOINT_ROOT, scores_path: Path | None = None,
+          scores_metrics: Path | None = None) -> dict[str, Any]:
+    """Robust training of entry ``methods.<method>`` from the warm-up checkpoint.
+
+    The scoring stage's table (``scores_path`` with its cost in ``scores_metrics``) is read
+    only when the method's selector declares it needs ``scores``.
     """
     started = time.perf_counter()
-    if method is not None:
-        params = params.for_method(method)
+    m = params.method(method)
     require_file(data_path, "prepare")
     require_file(init_path, "warmup")
+    inputs: dict[str, Any] = {}
+    digests = [file_digest(data_path), file_digest(init_path)]
+    if "scores" in SELECTORS[m.selector].needs:
+        if scores_path is None or scores_metrics is None:
+            raise InputError(f"methods.{method}: selector {m.selector} needs the scoring "
+                             "stage's table and metrics (--scores, --scores-metrics)")
+        require_file(scores_path, "scoring")
+        require_file(scores_metrics, "scoring")
+        inputs["scores"] = ScoreTable(scores_path,
+                                      json.loads(scores_metrics.read_text())["cost"])
+        digests.append(file_digest(scores_path))
     splits = load_splits(data_path)
     model, spec = load_trained(init_path, params, splits)
-    attack, objective = build_attack(params.attack), build_objective(params.objective)
-    scores_table = scores_cost = None
-    digests = [file_digest(data_path), file_digest(init_path)]
-    if params.select.method == "score":
-        require_file(scores_table := scores_path, "score")
-        scores_cost = _score_cost(score_metrics)
-        digests.append(file_digest(scores_path))
-    selector = build_selector(params.select, seed, scores_table, scores_cost)
-    key = fingerprint("train", seed, params.attack, params.objective, params.train,
-                      params.select, *digests)
-    trainer = Trainer(model=model, data=splits, optim=params.train, objective=objective,
-                      attack=attack, selector=selector, miner=build_miner(params.select),
+    selector = build_selector(m.selector, m.fraction, seed, m.selector_options, inputs)
+    key = fingerprint("train", seed, m, params.objective, params.train, *digests)
+    trainer = Trainer(model=model, data=splits, optim=params.train,
+                      objective=build_objective(params.objective), attack=build_attack(m.attack),
+                      selector=selector, miner=build_miner(m.miner, m.miner_options),
                       seed=seed, device=device,
                       checkpoint_dir=checkpoint_root / f"train-{key}", live_dir=live_dir)
     result = trainer.run()
-    info = {"stage": "train", "seed": seed, "name": method or params.select.method,
-            "method": params.select.method,
-            "fraction": params.select.fraction, "mining": params.select.mining,
-            "objective": as_dict(params.objective),
-            "attack": as_dict(params.attack), "train_examples": len(splits.y_train)}
+    info = {"stage": "train", "seed": seed, "name": method,
+            "settings": {**as_dict(m), "objective": as_dict(params.objective)},
+            "train_examples": len(splits.y_train)}
     return _finish(trainer, result, model_out, metrics_out, spec, info, started)
-
-
-def _score_cost(path: Path) -> dict[str, Any]:
-    require_file(path, "score")
-    return json.loads(path.read_text())["cost"]
 
 
 def evaluate(params: Params, seed: int, data_path: Path, model_path: Path, metrics_out: Path,
@@ -223,7 +240,7 @@ def evaluate(params: Params, seed: int, data_path: Path, model_path: Path, metri
     require_file(data_path, "prepare")
     require_file(model_path, "warmup or train")
     splits = load_splits(data_path)
-    model, _ = load_trained(model_path, params, splits)
+    model = load_for_data(model_path, splits)
     key = fingerprint("evaluate", seed, params.eval, params.attack.norm, params.attack.eps,
                       file_digest(data_path), file_digest(model_path))
     state_dir = checkpoint_root / f"evaluate-{key}"

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from robustprune.config import EvalConfig, Params
+from robustprune.errors import InputError, require_file
 from robustprune.io import atomic_write, atomic_write_json, atomic_write_text
-from robustprune.pipeline import InputError, require_file
 from robustprune.stats import (
     Interval,
     Verdict,
@@ -192,15 +192,16 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
     out: dict[str, Any] = {}
     for name, by_seed in runs.items():
         first = by_seed[seeds[0]]
-        train, ev = first["train"], first["eval"]
-        atk = train["attack"]
+        settings, ev = first["train"]["settings"], first["eval"]
+        atk = settings["attack"]
         passes = float(np.mean([by_seed[s]["train"]["cost"]["passes"] for s in seeds]))
         secs = float(np.mean([by_seed[s]["train"]["cost"]["seconds"] for s in seeds]))
         evals = [by_seed[s]["eval"] for s in seeds]
         row: dict[str, Any] = {
-            "method": train["method"], "fraction": train["fraction"], "mining": train["mining"],
+            "selector": settings["selector"], "fraction": settings["fraction"],
+            "miner": settings["miner"],
             "attack": atk["name"] if atk["name"] != "pgd" else f"pgd-{atk['steps']}",
-            "objective": train["objective"]["name"], "seeds": seeds,
+            "objective": settings["objective"]["name"], "seeds": seeds,
             "clean_acc": _stat([e["clean_acc"] for e in evals]),
             "pgd_acc": _stat([e["pgd_acc"] for e in evals]), "n_pgd": ev["n_pgd"],
             "pgd_label": ev["pgd_label"],
@@ -224,10 +225,10 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
         out[name] = row
     for name, row in out.items():
         peers = [o for o, other in out.items() if o != name
-                 and other["method"] in RANDOM_BASELINES
+                 and other["selector"] in RANDOM_BASELINES
                  and abs(other["fraction"] - row["fraction"]) < 1e-9]
         row["beats_random"] = None
-        if row["method"] not in (*RANDOM_BASELINES, "full") and peers:
+        if row["selector"] not in (*RANDOM_BASELINES, "full") and peers:
             verdicts = [verdict_at_least(_headline(ex[name], ex[p]), 0.0) for p in peers]
             row["beats_random"] = combine(verdicts)
     return out
@@ -286,13 +287,13 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
         lambda r: ["met" if r["speedup_passes"] >= 2 else "not met",
                    _accuracy_verdict(r, -0.01)])
     add("best subset selector at f≈0.3: ≥2.5× passes, robust Δ ≥ −1.5 pts, above random",
-        [n for n, r in summary.items() if r["method"] not in ("full", *RANDOM_BASELINES)
-         and abs(r["fraction"] - 0.3) < 0.05 and r["mining"] == "none"
+        [n for n, r in summary.items() if r["selector"] not in ("full", *RANDOM_BASELINES)
+         and abs(r["fraction"] - 0.3) < 0.05 and r["miner"] == "none"
          and r["attack"].startswith("pgd")],
         lambda r: ["met" if r["speedup_passes"] >= 2.5 else "not met",
                    _accuracy_verdict(r, -0.015), r["beats_random"] or "inconclusive"])
     add("best stack: ≥5× passes, ≥4× wall-clock, robust Δ ≥ −2 pts",
-        [n for n, r in summary.items() if r["mining"] == "bullettrain"
+        [n for n, r in summary.items() if r["miner"] == "bullettrain"
          and r["fraction"] < 1 and not r["attack"].startswith("pgd")],
         lambda r: ["met" if r["speedup_passes"] >= 5 else "not met",
                    "met" if r["speedup_seconds"] >= 4 else "not met",
@@ -326,14 +327,14 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
              goal: list[dict[str, Any]]) -> str:
     first = next(iter(summary.values()))
     pgd_name = first["pgd_label"].split(" ")[0]
-    lines = [f"| method | selector | f | mining | attack | clean % | {pgd_name} % (n) | "
+    lines = [f"| method | selector | f | miner | attack | clean % | {pgd_name} % (n) | "
              f"AutoAttack % (n) | Δ {pgd_name} vs full, pts [95 % CI] | Δ AutoAttack, "
              "calibrated, pts [95 % CI] | passes | train s | speed-up (passes) | "
              "speed-up (s) | beats random (same f) | checks |", "|" + "---|" * 16]
     for name, r in summary.items():
         s = len(r["seeds"])
         lines.append(
-            f"| {name} | {r['method']} | {r['fraction']:g} | {r['mining']} | {r['attack']} | "
+            f"| {name} | {r['selector']} | {r['fraction']:g} | {r['miner']} | {r['attack']} | "
             f"{_pct(r['clean_acc'], s)} | {_pct(r['pgd_acc'], s)} ({r['n_pgd']}) | "
             f"{_pct(r['autoattack_acc'], s)} ({r['n_autoattack']}) | "
             f"{_fmt_delta(r['delta_pgd'])} | {_fmt_delta(r['delta_calibrated'])} | "

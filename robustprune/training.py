@@ -3,32 +3,36 @@
 The loop knows four collaborators and nothing about particular methods: an :class:`Objective`
 (what to minimise), an :class:`Attack` (how to perturb), a :class:`SubsetSelector` (which
 examples each epoch) and a :class:`BatchMiner` (how much attack each example in a batch gets).
+:class:`Observer` s see every training step's logits and change nothing (e.g. the forgetting
+counts the scoring stage ranks by).
 
 Resume: after every epoch the full state (model, optimiser, RNG streams, cost counters, history,
-selector and miner state) is written atomically to ``checkpoint_dir``. A run killed at any point
-restarts from the last finished epoch and follows exactly the trajectory of an uninterrupted
-run. The LR schedule is a pure function of training progress, so it needs no state of its own.
+selector, miner and observer state) is written atomically to ``checkpoint_dir``. A run killed at
+any point restarts from the last finished epoch and follows exactly the trajectory of an
+uninterrupted run. The LR schedule is a pure function of training progress, so it needs no
+state of its own.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from robustprune.attacks import PGD, Attack
+from robustprune.augmentations import AUGMENTS
 from robustprune.config import OptimConfig
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.data import Splits
 from robustprune.evaluation import clean_correct, pgd_correct
 from robustprune.io import atomic_torch_save
 from robustprune.objectives import Objective
+from robustprune.schedules import SCHEDULES
 from robustprune.selection import BatchMiner, SelectionContext, SubsetSelector
 
 CHECKPOINT_NAME = "last.pt"
@@ -45,39 +49,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def lr_factor(schedule: str, t: float) -> float:
-    """Multiplier of the base LR at training progress ``t`` in [0, 1).
+class Observer(Protocol):
+    """Sees each training step's logits on the inputs it trained on, their labels and their
+    positions in the training set; keeps resumable state of its own."""
 
-    piecewise: ×1, then ×0.1 from 50% and ×0.01 from 75% (Madry/Rice et al.).
-    onecycle: linear from 0.1 to 1 over the first 25%, then linear down to 0.
-    constant: ×1.
-    """
-    if schedule == "constant":
-        return 1.0
-    if schedule == "piecewise":
-        return 1.0 if t < 0.5 else 0.1 if t < 0.75 else 0.01
-    if schedule == "onecycle":
-        return 0.1 + 0.9 * t / 0.25 if t < 0.25 else (1.0 - t) / 0.75
-    raise ValueError(f"unknown schedule {schedule!r}")
+    def observe(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None: ...
 
+    def state_dict(self) -> dict[str, Any]: ...
 
-def augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
-    """Random crop (reflect-padded by 1/8 of the side) and/or horizontal flip, per example."""
-    if kind == "none":
-        return x
-    b, _, h, w = x.shape
-    pad = max(1, h // 8)
-    xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    di = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device)
-    dj = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device)
-    rows = (di[:, None] + torch.arange(h, device=x.device))[:, :, None]
-    cols = (dj[:, None] + torch.arange(w, device=x.device))[:, None, :]
-    out = xp.permute(0, 2, 3, 1)[torch.arange(b, device=x.device)[:, None, None], rows, cols]
-    out = out.permute(0, 3, 1, 2)
-    if kind == "crop-flip":
-        flip = (torch.rand(b, generator=g) < 0.5).to(x.device).view(-1, 1, 1, 1)
-        out = torch.where(flip, out.flip(3), out)
-    return out.contiguous()
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class EpochLogger:
@@ -107,7 +87,6 @@ class EpochLogger:
 class TrainResult:
     history: list[dict[str, float]]
     cost: dict[str, float | int]
-    resumed_from_epoch: int = 0
     final: dict[str, float] = field(default_factory=dict)
 
 
@@ -126,6 +105,7 @@ class Trainer:
     device: torch.device
     checkpoint_dir: Path | None = None
     live_dir: Path | None = None
+    observers: Sequence[Observer] = ()
     log: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
     def __post_init__(self) -> None:
@@ -157,7 +137,8 @@ class Trainer:
         return {"epoch": epoch, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "rng": rng,
                 "cost": self.meter.state_dict(), "history": history,
-                "selector": self.selector.state_dict(), "miner": self.miner.state_dict()}
+                "selector": self.selector.state_dict(), "miner": self.miner.state_dict(),
+                "observers": [o.state_dict() for o in self.observers]}
 
     def _restore(self) -> tuple[int, list[dict[str, float]]]:
         path = self.checkpoint_path
@@ -175,6 +156,8 @@ class Trainer:
         self.meter.load_state_dict(state["cost"])
         self.selector.load_state_dict(state["selector"])
         self.miner.load_state_dict(state["miner"])
+        for observer, saved in zip(self.observers, state["observers"], strict=True):
+            observer.load_state_dict(saved)
         return int(state["epoch"]), list(state["history"])
 
     def discard_checkpoint(self) -> None:
@@ -192,11 +175,13 @@ class Trainer:
             lr=self.optim.lr)
 
     def _epoch(self, epoch: int) -> dict[str, float]:
+        self.model.eval()  # selectors score the inference-mode network, at every epoch
         with self.meter.in_phase("select"):
             selection = self.selector.select(self._context(epoch))
         indices = selection.indices.to(self.device)
         weights = None if selection.weights is None else selection.weights.to(self.device)
         order = torch.randperm(len(indices), generator=self.data_gen).to(self.device)
+        schedule, augment = SCHEDULES[self.optim.schedule], AUGMENTS[self.optim.augment]
         bs, n_batches = self.optim.batch_size, max(1, -(-len(indices) // self.optim.batch_size))
         loss_sum = torch.zeros((), device=self.device)
         seen, lr = 0, self.optim.lr
@@ -205,13 +190,12 @@ class Trainer:
             if pos.numel() == 0:
                 break
             t = (epoch + b / n_batches) / self.optim.epochs
-            lr = self.optim.lr * lr_factor(self.optim.schedule, t)
+            lr = self.optim.lr * schedule(t)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             with self.meter.in_phase("train"):
                 idx = indices[pos]
-                x = augment(self.x_train[idx].float().div_(255.0), self.optim.augment,
-                            self.data_gen)
+                x = augment(self.x_train[idx].float().div_(255.0), self.data_gen)
                 y = self.y_train[idx]
                 w = None if weights is None else weights[pos]
             self.model.eval()  # attacks see the inference-mode network (TRADES convention)
@@ -224,6 +208,8 @@ class Trainer:
                 loss.backward()
                 self.optimizer.step()
                 self.miner.observe(logits_adv.detach(), y, idx)
+                for observer in self.observers:
+                    observer.observe(logits_adv.detach(), y, idx)
                 loss_sum += loss.detach() * len(y)
                 seen += len(y)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": (loss_sum / max(seen, 1)).item(),
@@ -268,8 +254,7 @@ class Trainer:
             logger.close()
         self.model.eval()
         final = history[-1] if history else self._validate()
-        return TrainResult(history=history, cost=self.meter.summary(),
-                           resumed_from_epoch=start_epoch, final=final)
+        return TrainResult(history=history, cost=self.meter.summary(), final=final)
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:

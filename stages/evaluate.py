@@ -19,10 +19,7 @@ from robustprune.training import resolve_device
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.parser(__doc__)
-    cli.add_device(p)
-    cli.add_seed(p)
-    p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"))
+    p = cli.parser(__doc__, compute=True)
     p.add_argument("--model", type=Path, required=True, help="a saved model (.pt)")
     p.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--examples", type=Path, default=None,

@@ -1,4 +1,5 @@
-"""Stage prepare: read the dataset, hold out a validation split, write data/prepared/dataset.npz.
+"""Stage prepare: read the dataset, hold out a validation split (and a test split of
+`data.test_size` when the dataset has none), write --out and its sizes to --metrics.
 
 Source order for built-in datasets: data/raw/<name>/, then a system copy (Debian's
 /usr/share/datasets/fashion-mnist), then the official URL with a SHA-256 check.
@@ -18,10 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__)
     p.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw data root")
     p.add_argument("--out", type=Path, default=Path("data/prepared/dataset.npz"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/prepare.json"))
     args = p.parse_args(argv)
 
     def stage() -> None:
-        info = pipeline.prepare(load_params(args.params), args.out, args.raw)
+        info = pipeline.prepare(load_params(args.params), args.out, args.raw, args.metrics)
         print(json.dumps(info))
 
     return cli.run(stage)

@@ -1,5 +1,5 @@
-"""Stage train: robust training (params `attack.*`, `objective.*`, `train.*`, `select.*`, and
-`methods.<name>` with --method) from the warm-up checkpoint.
+"""Stage train: robust training of one entry of `methods` (--method; params `attack.*`,
+`objective.*`, `train.*` and `methods.<name>`) from the warm-up checkpoint.
 
 Resumable: after each epoch its full state goes to .cache/checkpoints/train-<hash of params
 and inputs>/; rerunning after a kill continues from there and ends with the same metrics.
@@ -16,28 +16,24 @@ from robustprune.training import resolve_device
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.parser(__doc__)
-    cli.add_device(p)
-    cli.add_seed(p)
-    p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"))
-    p.add_argument("--init", type=Path, default=Path("models/warmup.pt"))
+    p = cli.parser(__doc__, compute=True, init=True)
     p.add_argument("--out", type=Path, default=Path("models/robust.pt"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
     p.add_argument("--live", type=Path, default=Path("dvclive/train"))
-    p.add_argument("--scores", type=Path, default=Path("data/scores/scores.parquet"),
-                   help="the score stage's table (read by the score selector only)")
-    p.add_argument("--score-metrics", type=Path, default=Path("metrics/score.json"),
-                   help="the score stage's metrics (its cost is charged to the score selector)")
+    p.add_argument("--scores", type=Path, default=None,
+                   help="the scoring stage's table (read only by selectors that need it)")
+    p.add_argument("--scores-metrics", type=Path, default=None,
+                   help="the scoring stage's metrics (its cost is charged to those selectors)")
     p.add_argument("--method", default=None,
-                   help="an entry of `methods` in params (its overrides of select/attack apply)")
+                   help="an entry of `methods` in params (default: the first)")
     args = p.parse_args(argv)
 
     def go() -> None:
         params = load_params(args.params)
-        pipeline.train(params, cli.seed_of(args.seed, params), args.data, args.init, args.out,
+        pipeline.train(params, cli.seed_of(args.seed, params),
+                       cli.method_of(args.method, params), args.data, args.init, args.out,
                        args.metrics, args.live, resolve_device(args.device),
-                       method=args.method, scores_path=args.scores,
-                       score_metrics=args.score_metrics)
+                       scores_path=args.scores, scores_metrics=args.scores_metrics)
 
     return cli.run(go)
 

@@ -15,15 +15,12 @@ from robustprune.training import resolve_device
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.parser(__doc__)
-    cli.add_device(p)
-    cli.add_seed(p)
-    p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"))
+    p = cli.parser(__doc__, compute=True)
     p.add_argument("--out", type=Path, default=Path("models/warmup.pt"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/warmup.json"))
     p.add_argument("--live", type=Path, default=Path("dvclive/warmup"))
     p.add_argument("--forgetting", type=Path, default=Path("models/warmup_forgetting.pt"),
-                   help="per-example forgetting events during warm-up (for the score stage)")
+                   help="per-example forgetting events during warm-up (for the scoring stage)")
     args = p.parse_args(argv)
 
     def go() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,20 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PROJECT = ("dvc.yaml", ".dvcignore", ".gitignore", "stages", "robustprune", ".dvc/config",
+           ".dvc/.gitignore")
+
+
+def copy_project(dest: Path) -> Path:
+    """The pipeline's code and DVC files (no params, no outputs) copied to ``dest``."""
+    for rel in PROJECT:
+        src, dst = ROOT / rel, dest / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    return dest
 
 
 def make_tiny_npz(path: Path, n_train: int = 480, n_test: int = 160, side: int = 16,
@@ -47,7 +62,7 @@ def tiny_params(npz: Path, **sections: dict[str, Any]) -> dict[str, Any]:
         "warmup": {"epochs": 2, "batch_size": 32, "lr": 0.05, "schedule": "constant",
                    "val_n": 40},
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.05, "schedule": "constant", "val_n": 40},
-        "select": {"method": "full", "fraction": 1.0},
+        "methods": {"full": {}},
         # the reference AutoAttack costs seconds even here (Square's 5 000 queries): tests that
         # exercise it ask for it
         "eval": {"n_clean": 0, "n_pgd": 64, "pgd_steps": 5, "n_autoattack": 0,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from robustprune.attacks import PGD
-from robustprune.config import SelectConfig
+from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import PGDAT, TRADES
 from robustprune.selection import BulletTrain, build_miner
@@ -15,6 +15,7 @@ from robustprune.selection.bullettrain import (
     BOUNDARY,
     OUTLIER,
     ROBUST,
+    BulletTrainOptions,
     categorize,
     signed_spread,
 )
@@ -86,7 +87,7 @@ def test_attack_budget_per_category_is_exact(objective):
 
 
 def test_robust_fraction_is_an_ema_of_robust_accuracy():
-    miner = BulletTrain(gamma=0.8, momentum=0.9)
+    miner = BulletTrain(BulletTrainOptions(gamma=0.8), momentum=0.9)
     y = torch.tensor([0, 1, 2, 0])
     right = torch.nn.functional.one_hot(y, 3).float()
     idx = torch.arange(4)
@@ -101,6 +102,8 @@ def test_robust_fraction_is_an_ema_of_robust_accuracy():
 
 
 def test_build_miner_from_params():
-    assert type(build_miner(SelectConfig())).name == "none"
-    bt = build_miner(SelectConfig(mining="bullettrain", bt_gamma=0.5, bt_robust_steps=1))
+    p = params_from_dict({"methods": {"plain": {}, "bt": {"miner": "bullettrain", "gamma": 0.5,
+                                                          "robust_steps": 1}}})
+    assert type(build_miner(p.method("plain").miner)).name == "none"
+    bt = build_miner(p.method("bt").miner, p.method("bt").miner_options)
     assert isinstance(bt, BulletTrain) and bt.gamma == 0.5 and bt.robust_steps == 1

@@ -29,7 +29,7 @@ def test_defaults():
     assert (p.attack.alpha, p.attack.steps) == (0.02, 10)
     assert (p.objective.name, p.objective.beta) == ("pgd-at", 6.0)
     assert (p.train.epochs, p.train.batch_size, p.train.schedule) == (1, 128, "onecycle")
-    assert (p.select.method, p.select.fraction) == ("full", 1.0)
+    assert p.methods == {}
     assert (p.eval.pgd_steps, p.eval.batch_size) == (20, 500)
 
 
@@ -48,7 +48,7 @@ def test_load_params_from_yaml(tmp_path):
         "attack:\n  norm: l2\n  eps: 1   # int accepted for a float\n  name: fgsm-rs\n"
         "objective:\n  name: trades\n  beta: 1.5\n"
         "train:\n  epochs: 0\n  lr: 0.1\n"
-        "select:\n  method: random-online\n  fraction: 0.25\n"
+        "methods:\n  r: {selector: random-online, fraction: 0.25}\n"
     )
     p = load_params(f)
     assert p.seeds == (3, 1) and p.data.seed == 2
@@ -59,7 +59,7 @@ def test_load_params_from_yaml(tmp_path):
     assert (p.objective.name, p.objective.beta) == ("trades", 1.5)
     assert (p.train.epochs, p.train.lr) == (0, 0.1)
     assert p.warmup == Params().warmup
-    assert (p.select.method, p.select.fraction) == ("random-online", 0.25)
+    assert (p.method("r").selector, p.method("r").fraction) == ("random-online", 0.25)
 
 
 def test_load_params_empty_file_gives_defaults(tmp_path):
@@ -87,8 +87,8 @@ def test_load_params_empty_file_gives_defaults(tmp_path):
     ({"attack": {"alpha": 0}}, "attack.alpha"),
     ({"attack": {"steps": 0}}, "attack.steps"),
     ({"attack": {"norm": "l1"}}, "attack.norm"),
-    ({"select": {"fraction": 0}}, "select.fraction"),
-    ({"select": {"fraction": 1.5}}, "select.fraction"),
+    ({"methods": {"m": {"fraction": 0}}}, "methods.m.fraction"),
+    ({"methods": {"m": {"fraction": 1.5}}}, "methods.m.fraction"),
     ({"train": {"epochs": -1}}, "train.epochs"),
     ({"train": {"momentum": 1.1}}, "train.momentum"),
     ({"warmup": {"lr": 0.0}}, "warmup.lr"),
@@ -98,7 +98,16 @@ def test_load_params_empty_file_gives_defaults(tmp_path):
     ({"data": {"name": "npz"}}, "data.path"),
     ({"data": {"name": "folder", "path": ""}}, "data.path"),
     ({"attack": {"norm": "linf", "eps": 1.5}}, "attack.eps"),
-    ({"select": {"method": "craig"}}, "select.method"),
+    ({"methods": {"m": {"selector": "craig"}}}, "methods.m.selector"),
+    ({"methods": {"m": {"miner": "bt"}}}, "methods.m.miner"),
+    ({"methods": {"m": {"gamma": 0.5}}}, "methods.m.gamma"),            # not this miner's
+    ({"methods": {"m": {"miner": "bullettrain", "gamma": 2}}}, "methods.m.gamma"),
+    ({"methods": {"m": {"selector": "prune", "score": "loss"}}}, "methods.m.score"),
+    ({"methods": {"m": {"selector": "glister", "features": True}}}, "methods.m.features"),
+    ({"methods": {"m": {"attack": "cw"}}}, "methods.m.attack"),
+    ({"methods": {"m m": {}}}, "methods.m m"),
+    ({"methods": {"m": 3}}, "methods.m"),
+    ({"methods": [1]}, "methods"),
     ({"data": None}, "data"),
     ({"eval": ["n_clean"]}, "eval"),
 ])
@@ -112,9 +121,12 @@ def test_rejected_with_one_line_message_naming_the_key(raw, key):
 
 @pytest.mark.parametrize(("raw", "shown"), [
     ({"attack": {"alpha": 0}}, "> 0"),
-    ({"select": {"fraction": 1.5}}, "<= 1"),
+    ({"methods": {"m": {"fraction": 1.5}}}, "<= 1"),
     ({"data": {"name": "imagenet"}}, "fashion-mnist"),
-    ({"select": {"method": "craig"}}, "random-online"),
+    ({"methods": {"m": {"selector": "craig"}}}, "random-online"),
+    ({"methods": {"m": {"gamma": 0.5}}}, "allowed: selector, fraction, miner, attack, alpha, "
+                                         "steps$"),
+    ({"methods": {"m": {"miner": "bullettrain", "x": 1}}}, "gamma, robust_steps"),
     ({"train": {"epochs": "3"}}, "integer"),
 ])
 def test_message_says_what_is_allowed(raw, shown):
@@ -124,8 +136,8 @@ def test_message_says_what_is_allowed(raw, shown):
 
 def test_accepted_boundaries():
     p = params_from_dict({"attack": {"eps": 0.0, "norm": "linf"},
-                          "select": {"fraction": 1.0}, "train": {"epochs": 0}})
-    assert (p.attack.eps, p.select.fraction, p.train.epochs) == (0.0, 1.0, 0)
+                          "methods": {"m": {"fraction": 1.0}}, "train": {"epochs": 0}})
+    assert (p.attack.eps, p.method("m").fraction, p.train.epochs) == (0.0, 1.0, 0)
     assert params_from_dict({"attack": {"norm": "l2", "eps": 2.0}}).attack.eps == 2.0
     # the wideresnet depth check applies to wideresnet only
     assert params_from_dict({"model": {"wrn_depth": 27}}).model.wrn_depth == 27
@@ -216,3 +228,35 @@ def test_list_params_become_tuples_and_keep_their_order():
     p = params_from_dict({"seeds": [2, 0, 1], "eval": {"eps_factors": [4, 0.5]}})
     assert p.seeds == (2, 0, 1) and p.eval.eps_factors == (4.0, 0.5)
     assert Params().seeds == (0,)
+
+
+def test_method_entry_resolves_its_selector_miner_options_and_attack():
+    p = params_from_dict({
+        "attack": {"name": "pgd", "alpha": 0.02, "steps": 10},
+        "methods": {"plain": None,
+                    "stack": {"selector": "prune", "fraction": 0.3, "keep": "easiest",
+                              "miner": "bullettrain", "gamma": 0.5, "attack": "fgsm-rs",
+                              "alpha": 0.125}}})
+    plain, stack = p.method("plain"), p.method("stack")
+    assert (plain.selector, plain.fraction, plain.miner) == ("full", 1.0, "none")
+    assert plain.attack == p.attack
+    assert (stack.selector_options.score, stack.selector_options.keep) == ("adv_loss", "easiest")
+    assert (stack.miner_options.gamma, stack.miner_options.robust_steps) == (0.5, 2)
+    assert (stack.attack.name, stack.attack.alpha, stack.attack.steps) == ("fgsm-rs", 0.125, 10)
+    with pytest.raises(ConfigError, match=r"^methods\.other: no such method in params; "
+                                          r"defined: plain, stack$"):
+        p.method("other")
+
+
+def test_config_has_no_name_tuples_registries_are_the_source():
+    import ast
+    import inspect
+
+    import robustprune.config as config
+    from robustprune.selection import SELECTORS
+
+    defined = [node for node in ast.parse(inspect.getsource(config)).body
+               if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple)]
+    assert not defined  # allowed names come from the registries, never a tuple written here
+    field = {f.name: f for f in __import__("dataclasses").fields(config.MethodKeys)}
+    assert field["selector"].metadata["choices"] == SELECTORS.names

@@ -9,11 +9,20 @@ import torch
 from torch import nn
 
 from robustprune.attacks import PGD
-from robustprune.config import SelectConfig
+from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import MART, PGDAT, TRADES
 from robustprune.selection import SelectionContext, build_selector
-from robustprune.selection.coreset import CoresetCRAIG, CoresetGradMatch, last_layer_gradients
+from robustprune.selection.coreset import (
+    CoresetCRAIG,
+    CoresetGradMatch,
+    CoresetOptions,
+    output_gradients,
+)
+
+
+def last_layer_gradients(ctx: SelectionContext, with_features: bool = True) -> torch.Tensor:
+    return output_gradients(ctx, ctx.x_train, ctx.y_train, with_features)[0]
 
 
 def tiny_model() -> nn.Module:
@@ -43,7 +52,7 @@ def test_closed_form_last_layer_gradient_equals_autograd(objective):
         x = ctx.x_train[i:i + 1].float() / 255
         y = ctx.y_train[i:i + 1]
         model.eval()
-        loss = objective.per_example(model, x, x.clone(), y).sum()
+        loss = objective.losses(model, x, x.clone(), y)[0].sum()
         gw, gb = torch.autograd.grad(loss, [head.weight, head.bias])
         expected = torch.cat([gw, gb[:, None]], dim=1).flatten()
         assert torch.allclose(grads[i], expected, atol=1e-5), objective.name
@@ -65,7 +74,7 @@ def test_gradients_are_taken_on_attacked_inputs_and_charged_to_select():
 @pytest.mark.parametrize("cls", [CoresetGradMatch, CoresetCRAIG])
 def test_schedule_budget_weights_and_resume(cls):
     model = tiny_model()
-    sel = cls(fraction=0.4, seed=0, warm=0.5, every=2)
+    sel = cls(fraction=0.4, seed=0, options=CoresetOptions(warm=0.5, every=2))
     epochs = 6  # warm: epochs 0-2 full; reselect at 3 and 5
     seen = {}
     for epoch in range(epochs):
@@ -84,17 +93,22 @@ def test_schedule_budget_weights_and_resume(cls):
     if cls is CoresetCRAIG:  # every member of a class is represented once
         for c in range(3):
             assert s3.weights[ctx.y_train[s3.indices] == c].sum().item() == pytest.approx(10)
-    again = cls(fraction=0.4, seed=0, warm=0.5, every=2)
+    again = cls(fraction=0.4, seed=0, options=CoresetOptions(warm=0.5, every=2))
     again.load_state_dict(state)
     resumed = again.select(context(model, PGDAT(), epoch=4, epochs=epochs))
     assert torch.equal(resumed.indices, s3.indices) and torch.equal(resumed.weights, s3.weights)
 
 
 def test_same_seed_same_coreset_and_build_from_params():
-    cfg = SelectConfig(method="coreset-craig", fraction=0.3, coreset_warm=0.0, coreset_every=1)
-    a = build_selector(cfg, seed=3).select(context(tiny_model(), TRADES(), epoch=0))
-    b = build_selector(cfg, seed=3).select(context(tiny_model(), TRADES(), epoch=0))
+    p = params_from_dict({"methods": {
+        "craig": {"selector": "coreset-craig", "fraction": 0.3, "warm": 0.0, "every": 1},
+        "gm": {"selector": "coreset-gradmatch", "warm": 0.25, "every": 3, "features": False}}})
+    m = p.method("craig")
+    a = build_selector(m.selector, m.fraction, 3, m.selector_options).select(
+        context(tiny_model(), TRADES(), epoch=0))
+    b = build_selector(m.selector, m.fraction, 3, m.selector_options).select(
+        context(tiny_model(), TRADES(), epoch=0))
     assert torch.equal(a.indices, b.indices) and torch.equal(a.weights, b.weights)
-    sel = build_selector(SelectConfig(method="coreset-gradmatch", coreset_warm=0.25,
-                                      coreset_every=3, coreset_features=False), seed=0)
-    assert isinstance(sel, CoresetGradMatch) and sel.every == 3 and not sel.features
+    m = p.method("gm")
+    sel = build_selector(m.selector, m.fraction, 0, m.selector_options)
+    assert isinstance(sel, CoresetGradMatch) and sel.every == 3 and not sel.options.features

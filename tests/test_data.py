@@ -1,9 +1,11 @@
 """Tests for robustprune.data: every parser is fed small files written in the real on-disk
 format, downloads are served from local bytes (no network), and splits are checked for
-stratification, balance, determinism and an exact save/load round trip."""
+stratification, balance, determinism, a held-out test set for datasets without one, and an
+exact save/load round trip."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -20,7 +22,7 @@ import scipy.io
 import torch
 from PIL import Image
 
-from robustprune import data
+from robustprune import data, errors
 from robustprune.data import (
     DATASETS,
     DataError,
@@ -31,6 +33,7 @@ from robustprune.data import (
     make_splits,
     save_splits,
 )
+from robustprune.errors import ConfigError
 
 FMNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 IDX_NAMES = (
@@ -362,8 +365,11 @@ def test_npz_errors(tmp_path: Path) -> None:
         load_raw("npz", path=path)
 
     x = np.zeros((4, 8, 8, 3), np.uint8)
-    path = _npz(tmp_path / "notest.npz", x=x, y=y)
-    with pytest.raises(DataError, match="x_test and y_test"):
+    path = _npz(tmp_path / "halftest.npz", x=x, y=y, x_test=x)
+    with pytest.raises(DataError, match=r"has x_test but no y_test.*x_test and y_test"):
+        load_raw("npz", path=path)
+    path = _npz(tmp_path / "noy.npz", x=x, x_test=x, y_test=y)
+    with pytest.raises(DataError, match="missing y"):
         load_raw("npz", path=path)
 
     five = np.zeros((4, 8, 8, 5), np.uint8)
@@ -389,6 +395,19 @@ def test_npz_errors(tmp_path: Path) -> None:
         load_raw("npz", path=str(tmp_path / "absent.npz"))
     with pytest.raises(DataError, match="path is required"):
         load_raw("npz")
+
+
+def test_npz_without_test_set(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 256, (40, 6, 6), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 10)
+    raw = load_raw("npz", path=_npz(tmp_path / "xy.npz", x=x, y=y))
+    assert raw.x_test is None and raw.y_test is None and not raw.has_test
+    assert raw.classes == ("0", "1", "2", "3") and raw.x_train.shape == (40, 1, 6, 6)
+    splits = make_splits(raw, "npz", val_size=8, train_size=0, seed=0, test_size=12)
+    assert splits.test_source == "held-out"
+    assert np.bincount(splits.y_test.numpy()).tolist() == [3, 3, 3, 3]
+    assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (20, 8, 12)
 
 
 # --------------------------------------------------------------------------- folder
@@ -427,6 +446,20 @@ def test_image_folder_grayscale_stays_one_channel(tmp_path: Path) -> None:
     np.testing.assert_array_equal(raw.x_test[1, 0], img)
 
 
+def test_image_folder_without_test(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    for cls in ("a", "b"):
+        for i in range(5):
+            _png(tmp_path / "train" / cls / f"{i}.png", rng.integers(0, 256, (4, 4, 3), np.uint8))
+    raw = load_raw("folder", path=str(tmp_path))
+    assert raw.x_test is None and raw.y_test is None and raw.x_train.shape == (10, 3, 4, 4)
+    splits = make_splits(raw, "folder", val_size=2, train_size=0, seed=0, test_size=4)
+    assert splits.test_source == "held-out"
+    assert np.bincount(splits.y_test.numpy()).tolist() == [2, 2]
+    assert np.bincount(splits.y_val.numpy()).tolist() == [1, 1]
+    assert len(splits.y_train) == 4
+
+
 def test_image_folder_errors(tmp_path: Path) -> None:
     img = np.zeros((4, 4, 3), np.uint8)
     _png(tmp_path / "m" / "train" / "a" / "1.png", img)
@@ -442,8 +475,8 @@ def test_image_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="one size"):
         load_raw("folder", path=str(tmp_path / "s"))
 
-    _png(tmp_path / "n" / "train" / "a" / "1.png", img)
-    with pytest.raises(DataError, match="test/ not found"):
+    _png(tmp_path / "n" / "test" / "a" / "1.png", img)
+    with pytest.raises(DataError, match="train/ not found"):
         load_raw("folder", path=str(tmp_path / "n"))
 
 
@@ -538,7 +571,14 @@ def test_download_table_is_complete() -> None:
 def test_unknown_dataset() -> None:
     with pytest.raises(DataError, match="unknown dataset 'imagenet'"):
         load_raw("imagenet")
-    assert DATASETS == ("fashion-mnist", "mnist", "cifar10", "cifar100", "svhn", "npz", "folder")
+    assert DATASETS.names == (
+        "fashion-mnist", "mnist", "cifar10", "cifar100", "svhn", "npz", "folder"
+    )
+    assert [n for n, entry in DATASETS.items() if entry.needs_path] == ["npz", "folder"]
+    assert DATASETS.lookup("npz", "data.name").name == "npz"
+    assert DataError is errors.DataError  # re-exported, one class
+    with pytest.raises(ConfigError, match=r'data\.name = "imagenet": must be one of fashion-mnist'):
+        DATASETS.lookup("imagenet", "data.name")
 
 
 @pytest.mark.skipif(not FMNIST_SYSTEM.is_dir(), reason="dataset-fashion-mnist not installed")
@@ -623,6 +663,57 @@ def test_mean_std_of_train_part() -> None:
     assert len(splits.mean) == 3
 
 
+def _no_test(raw: RawDataset) -> RawDataset:
+    return dataclasses.replace(raw, x_test=None, y_test=None)
+
+
+def test_held_out_test_is_stratified_disjoint_and_drawn_first() -> None:
+    counts = [50, 30, 20, 7, 1]
+    raw = _no_test(toy_raw(counts))
+    splits = make_splits(raw, "toy", val_size=11, train_size=0, seed=2, test_size=23)
+    assert splits.test_source == "held-out"
+    test_counts = np.bincount(splits.y_test.numpy(), minlength=5)
+    assert test_counts.sum() == 23
+    assert np.all(np.abs(test_counts - 23 * np.array(counts) / sum(counts)) <= 1)
+    keys = {raw.x_train[i].tobytes(): i for i in range(len(raw.y_train))}
+    parts = [{keys[x.numpy().tobytes()] for x in getattr(splits, f"x_{p}")}
+             for p in ("train", "val", "test")]  # fmt: skip
+    assert sum(map(len, parts)) == sum(counts) and set.union(*parts) == set(range(sum(counts)))
+    for x, y in zip(splits.x_test, splits.y_test, strict=True):
+        assert raw.y_train[keys[x.numpy().tobytes()]] == int(y)
+    # The test draw comes first from the seed's stream: it equals a validation draw of 23.
+    first = make_splits(toy_raw(counts), "toy", val_size=23, train_size=0, seed=2)
+    assert torch.equal(splits.x_test, first.x_val) and torch.equal(splits.y_test, first.y_val)
+    again = make_splits(raw, "toy", val_size=11, train_size=0, seed=2, test_size=23)
+    for key in ("x_train", "x_val", "x_test"):
+        assert torch.equal(getattr(splits, key), getattr(again, key))
+
+
+def test_test_size_ignored_when_the_dataset_has_a_test_set() -> None:
+    raw = toy_raw([20, 20, 20])
+    a = make_splits(raw, "toy", val_size=6, train_size=30, seed=1)
+    b = make_splits(raw, "toy", val_size=6, train_size=30, seed=1, test_size=9)
+    assert a.test_source == b.test_source == "given"
+    for key in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(a, key), getattr(b, key)), key
+
+
+def test_held_out_errors() -> None:
+    raw = _no_test(toy_raw([10, 10]))
+    with pytest.raises(DataError) as info:
+        make_splits(raw, "toy", val_size=2, train_size=0, seed=0)
+    message = str(info.value)
+    assert "data.test_size" in message and "must be > 0 when the dataset has no test set" in message
+    assert "\n" not in message
+    with pytest.raises(DataError, match=r"test_size=15 \+ val_size=5 leaves no training data"):
+        make_splits(raw, "toy", val_size=5, train_size=0, seed=0, test_size=15)
+    with pytest.raises(DataError, match=r"larger than the 10 .* and test_size=6"):
+        make_splits(raw, "toy", val_size=4, train_size=11, seed=0, test_size=6)
+    half = dataclasses.replace(raw, y_test=np.zeros(3, np.int64))
+    with pytest.raises(DataError, match="both be given or both be None"):
+        make_splits(half, "toy", val_size=2, train_size=0, seed=0, test_size=2)
+
+
 # --------------------------------------------------------------------------- save / load
 
 
@@ -640,11 +731,20 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         assert getattr(loaded, key).dtype == getattr(splits, key).dtype
     assert loaded.classes == splits.classes and loaded.name == "toy"
     assert loaded.mean == splits.mean and loaded.std == splits.std
+    assert splits.test_source == "given" and loaded.test_source == "unknown"  # not stored
 
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"][0]))
         assert z["meta"].dtype.kind == "U"
     assert meta["classes"] == ["c0", "c1", "c2"]
+    assert sorted(meta) == ["classes", "format", "mean", "name", "std"]
+
+    held = make_splits(_no_test(toy_raw([15, 12, 9])), "toy", 6, 0, seed=0, test_size=6)
+    save_splits(held, path)
+    with np.load(path, allow_pickle=False) as z:
+        assert sorted(z.files) == sorted(["meta", "x_train", "y_train", "x_val", "y_val",
+                                          "x_test", "y_test"])
+        assert "test_source" not in str(z["meta"][0])
 
 
 def test_load_splits_errors(tmp_path: Path) -> None:

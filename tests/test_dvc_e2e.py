@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT, tiny_params
+from tests.conftest import copy_project, tiny_params
 
-PROJECT = ("dvc.yaml", ".dvcignore", ".gitignore", "stages", "robustprune", ".dvc/config",
-           ".dvc/.gitignore")
-METHODS = {"full": {}, "random-online": {"method": "random-online", "fraction": 0.5},
-           "stack": {"method": "score", "fraction": 0.5, "mining": "bullettrain",
+METHODS = {"full": {}, "random-online": {"selector": "random-online", "fraction": 0.5},
+           "stack": {"selector": "prune", "fraction": 0.5, "miner": "bullettrain",
                      "attack": "fgsm-rs", "alpha": 0.125}}
 
 
@@ -29,29 +26,28 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return res.stdout + res.stderr
 
 
-def test_dvc_repro_then_cached_then_experiment(tmp_path, tiny_npz):
-    repo = tmp_path / "repo"
-    for rel in PROJECT:
-        src, dst = ROOT / rel, repo / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dst)
-    raw = tiny_params(tiny_npz, methods=METHODS, eval={"n_autoattack": 4})
+def _project(tmp_path: Path, raw: dict) -> Path:
+    """The project in a fresh git repo with ``raw`` as params.yaml, committed."""
+    repo = copy_project(tmp_path / "repo")
     (repo / "params.yaml").write_text(yaml.safe_dump(raw))
     _run(["git", "init", "-q"], repo)
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "project"], repo)
+    return repo
+
+
+def test_dvc_repro_then_cached_then_experiment(tmp_path, tiny_npz):
+    repo = _project(tmp_path, tiny_params(tiny_npz, methods=METHODS, eval={"n_autoattack": 4}))
 
     out = _run(["dvc", "repro"], repo)
-    stages = ["prepare", "warmup@0", "score@0", "evaluate_clean@0", "report"]
+    stages = ["prepare", "warmup@0", "scoring@0", "evaluate_clean@0", "report"]
     stages += [f"{s}@{m}-0" for s in ("train", "evaluate") for m in METHODS]
     for stage in stages:
         assert f"Running stage '{stage}'" in out
 
     metrics = repo / "metrics"
-    for name in ("warmup/s0.json", "score/s0.json", "eval_clean/s0.json", "summary.json"):
+    for name in ("prepare.json", "warmup/s0.json", "scoring/s0.json", "eval_clean/s0.json",
+                 "summary.json"):
         assert json.loads((metrics / name).read_text())
     for m in METHODS:
         ev = json.loads((metrics / "eval" / f"{m}-0.json").read_text())
@@ -60,24 +56,25 @@ def test_dvc_repro_then_cached_then_experiment(tmp_path, tiny_npz):
         assert (repo / "data" / "examples" / f"{m}-0.parquet").is_file()
         train = json.loads((metrics / "train" / f"{m}-0.json").read_text())
         assert train["cost"]["passes"] > 0 and train["seed"] == 0
+        assert train["settings"]["fraction"] == METHODS[m].get("fraction", 1.0)
     summary = json.loads((metrics / "summary.json").read_text())
     rows = summary["methods"]
     assert set(rows) == set(METHODS) and rows["full"]["speedup_passes"] == 1.0
     assert rows["random-online"]["speedup_passes"] == 2.0  # exactly half the examples
     stack_cost = json.loads((metrics / "train" / "stack-0.json").read_text())["cost"]
-    score_cost = json.loads((metrics / "score" / "s0.json").read_text())["cost"]
+    score_cost = json.loads((metrics / "scoring" / "s0.json").read_text())["cost"]
     assert stack_cost["select_forward"] >= score_cost["forward_passes"] > 0  # scoring is paid
     assert rows["stack"]["speedup_passes"] > 1.0
-    assert rows["stack"]["attack"] == "fgsm-rs" and rows["stack"]["mining"] == "bullettrain"
+    assert rows["stack"]["attack"] == "fgsm-rs" and rows["stack"]["miner"] == "bullettrain"
     assert summary["pareto_front"] and summary["clean_trained"]["0"]["n_autoattack"] == 4
     assert rows["random-online"]["delta_calibrated"]["n"] == 64  # eval.n_pgd
     table = (metrics / "summary.md").read_text()
-    assert "| stack | score | 0.5 | bullettrain | fgsm-rs |" in table
+    assert "| stack | prune | 0.5 | bullettrain | fgsm-rs |" in table
     assert (metrics / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (repo / "dvclive" / "train" / "stack-0" / "plots" / "metrics" /
             "bt_robust_share.tsv").is_file()
 
-    assert "score" in _run(["dvc", "dag"], repo)
+    assert "scoring" in _run(["dvc", "dag"], repo)
     again = _run(["dvc", "repro"], repo)
     assert "Running stage" not in again and "up to date" in again
     assert json.loads(_run(["dvc", "metrics", "show", "--json"], repo))
@@ -87,8 +84,40 @@ def test_dvc_repro_then_cached_then_experiment(tmp_path, tiny_npz):
     _run(["git", "commit", "-qm", "baseline run"], repo)
     exp = _run(["dvc", "exp", "run", "-S", "methods.random-online.fraction=0.25"], repo)
     assert "Running stage 'train@random-online-0'" in exp
-    for untouched in ("warmup@0", "score@0", "train@full-0", "train@stack-0", "evaluate@full-0"):
+    for untouched in ("warmup@0", "scoring@0", "train@full-0", "train@stack-0", "evaluate@full-0"):
         assert f"Running stage '{untouched}'" not in exp
     assert "Running stage 'report'" in exp
     assert "metrics/train/random-online-0.json" in _run(["dvc", "metrics", "diff", "--json"],
                                                         repo)
+
+
+def _stale(repo: Path) -> set[str]:
+    """Stages `dvc status` reports as changed."""
+    return set(json.loads(_run(["dvc", "status", "--json"], repo)))
+
+
+def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny_npz):
+    """Invalidation follows the code and params each stage reads: an edit to the report module
+    stales only the report; a miner option stales only the branches that mine (and the report);
+    a selector module stales every stage that imports it, never the report's inputs' makers
+    that do not."""
+    methods = {"full": {}, "bt": {"miner": "bullettrain"}}
+    raw = tiny_params(tiny_npz, methods=methods, warmup={"epochs": 1}, train={"epochs": 1},
+                      eval={"n_curve": 0})
+    repo = _project(tmp_path, raw)
+    _run(["dvc", "repro", "--quiet"], repo)
+    assert _stale(repo) == set()
+
+    report_py = repo / "robustprune" / "report.py"
+    original = report_py.read_text()
+    report_py.write_text(original + "\n# an edit\n")
+    assert _stale(repo) == {"report"}
+    report_py.write_text(original)
+
+    raw["methods"]["bt"]["gamma"] = 0.5
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert _stale(repo) == {"train@bt-0", "report"}  # evaluate@bt-0 follows its model
+
+    stats_py = repo / "robustprune" / "stats.py"
+    stats_py.write_text(stats_py.read_text() + "\n")
+    assert "train@full-0" not in _stale(repo)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustprune.attacks import PGD
-from robustprune.config import SelectConfig
+from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import PGDAT
 from robustprune.selection import SelectionContext, build_selector
@@ -64,7 +64,8 @@ def test_glister_selector_budget_and_counted_cost():
                            y_train=torch.arange(30) % 3, num_classes=3, objective=PGDAT(),
                            attack=PGD(eps=0.1, alpha=0.03, steps=2), meter=meter, seed=0,
                            batch_size=4, x_val=xv, y_val=torch.arange(9) % 3, lr=0.1)
-    sel = build_selector(SelectConfig(method="glister", fraction=0.3, coreset_warm=0.0), seed=0)
+    opts = params_from_dict({"methods": {"g": {"selector": "glister", "warm": 0.0}}}).method("g")
+    sel = build_selector("glister", 0.3, 0, opts.selector_options)
     assert isinstance(sel, Glister)
     with meter.in_phase("select"):
         out = sel.select(ctx)

@@ -60,17 +60,17 @@ def test_fixture_rows_exercise_both_mart_branches():
 
 def test_pgd_at_per_example_is_ce_on_adversarial():
     x, xa, y = tensors()
-    got = PGDAT().per_example(nn.Identity(), x, xa, y)
+    got = PGDAT().losses(nn.Identity(), x, xa, y)[0]
     expected = [ce(ADV[i], Y[i]) for i in range(3)]
     assert torch.allclose(got, torch.tensor(expected), atol=1e-6)
     # and it ignores the clean input
-    assert torch.allclose(PGDAT().per_example(nn.Identity(), x * 7, xa, y), got)
+    assert torch.allclose(PGDAT().losses(nn.Identity(), x * 7, xa, y)[0], got)
 
 
 @pytest.mark.parametrize("beta", [6.0, 1.5, 0.0])
 def test_trades_per_example_matches_hand_formula(beta):
     x, xa, y = tensors()
-    got = TRADES(beta=beta).per_example(nn.Identity(), x, xa, y)
+    got = TRADES(beta=beta).losses(nn.Identity(), x, xa, y)[0]
     expected = [ce(CLEAN[i], Y[i]) + beta * kl(softmax(CLEAN[i]), softmax(ADV[i]))
                 for i in range(3)]
     assert torch.allclose(got, torch.tensor(expected), atol=1e-5)
@@ -78,14 +78,14 @@ def test_trades_per_example_matches_hand_formula(beta):
 
 def test_trades_per_example_at_x_adv_equal_x_is_clean_ce():
     x, _, y = tensors()
-    got = TRADES(beta=6.0).per_example(nn.Identity(), x, x.clone(), y)
+    got = TRADES(beta=6.0).losses(nn.Identity(), x, x.clone(), y)[0]
     assert torch.allclose(got, torch.tensor([ce(CLEAN[i], Y[i]) for i in range(3)]), atol=1e-6)
 
 
 @pytest.mark.parametrize("beta", [6.0, 2.0])
 def test_mart_per_example_matches_hand_formula(beta):
     x, xa, y = tensors()
-    got = MART(beta=beta).per_example(nn.Identity(), x, xa, y)
+    got = MART(beta=beta).losses(nn.Identity(), x, xa, y)[0]
     expected = []
     for i in range(3):
         p_adv, p_clean = softmax(ADV[i]), softmax(CLEAN[i])
@@ -97,7 +97,7 @@ def test_mart_per_example_matches_hand_formula(beta):
 def test_mart_uses_largest_wrong_class_not_argmax():
     # Using the argmax (= y in row 1) instead of the largest wrong class changes the value.
     x, xa, y = tensors()
-    got = MART(beta=0.0).per_example(nn.Identity(), x[1:2], xa[1:2], y[1:2])
+    got = MART(beta=0.0).losses(nn.Identity(), x[1:2], xa[1:2], y[1:2])[0]
     p = softmax(ADV[1])
     right = ce(ADV[1], 2) - math.log(1.0001 - p[0])
     wrong = ce(ADV[1], 2) - math.log(1.0001 - p[2])
@@ -123,7 +123,7 @@ def test_weighted_mean():
 @pytest.mark.parametrize("obj", [PGDAT(), TRADES(beta=3.0), MART(beta=3.0), Objective()])
 def test_loss_is_weighted_mean_of_per_example(obj):
     x, xa, y = tensors()
-    per = obj.per_example(nn.Identity(), x, xa, y)
+    per = obj.losses(nn.Identity(), x, xa, y)[0]
     w = torch.tensor([0.5, 2.0, 1.0])
     expected = (per * w).sum() / w.sum()
     assert obj.loss(nn.Identity(), x, xa, y, w).item() == pytest.approx(expected.item(), rel=1e-6)
@@ -144,7 +144,7 @@ def test_clean_objective_does_no_attack_and_no_passes():
     assert torch.equal(out, x)
     assert meter.total_passes == 0
     # the clean loss is CE on x
-    loss = obj.per_example(model, x, out, y)
+    loss = obj.losses(model, x, out, y)[0]
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(model(x), y, reduction="none"))
 
 

@@ -30,7 +30,7 @@ def strip_timing(obj: object) -> object:
     return obj
 
 
-def run_all(root: Path, raw: dict, seed: int = 0) -> dict[str, dict]:
+def run_all(root: Path, raw: dict, seed: int = 0, method: str = "full") -> dict[str, dict]:
     params = params_from_dict(raw)
     cpu = torch.device("cpu")
     data = root / "data.npz"
@@ -38,7 +38,7 @@ def run_all(root: Path, raw: dict, seed: int = 0) -> dict[str, dict]:
     ck = root / "ck"
     warm = pipeline.warmup(params, seed, data, root / "warmup.pt", root / "warmup.json", None,
                            cpu, ck)
-    trained = pipeline.train(params, seed, data, root / "warmup.pt", root / "robust.pt",
+    trained = pipeline.train(params, seed, method, data, root / "warmup.pt", root / "robust.pt",
                              root / "train.json", None, cpu, ck)
     ev = pipeline.evaluate(params, seed, data, root / "robust.pt", root / "eval.json",
                            root / "examples.parquet", cpu, ck)
@@ -127,7 +127,7 @@ def test_kill_at_any_point_then_resume_gives_uninterrupted_metrics(tmp_path, tin
 
 @pytest.mark.parametrize(("section", "values", "needle"), [
     ("attack", {"eps": -0.1}, "attack.eps = -0.1"),
-    ("select", {"fraction": 0}, "select.fraction = 0"),
+    ("methods", {"full": {"fraction": 0}}, "methods.full.fraction = 0"),
     ("train", {"epochs": "three"}, 'train.epochs = "three"'),
     ("train", {"epoch": 3}, "train.epoch: unknown key"),
 ])

@@ -14,14 +14,14 @@ import pytest
 
 from robustprune import report
 from robustprune.config import params_from_dict
-from robustprune.pipeline import InputError
+from robustprune.errors import InputError
 
 METHODS = {
     "full": {},
-    "random-online": {"method": "random-online", "fraction": 0.3},
-    "score": {"method": "score", "fraction": 0.3},
-    "bullettrain": {"mining": "bullettrain"},
-    "stack": {"method": "score", "fraction": 0.3, "mining": "bullettrain", "attack": "fgsm-rs",
+    "random-online": {"selector": "random-online", "fraction": 0.3},
+    "score": {"selector": "prune", "fraction": 0.3},
+    "bullettrain": {"miner": "bullettrain"},
+    "stack": {"selector": "prune", "fraction": 0.3, "miner": "bullettrain", "attack": "fgsm-rs",
               "alpha": 0.125},
 }
 # name -> (passes, seconds, clean, pgd, autoattack): rates on a shared latent per example, so
@@ -54,13 +54,12 @@ def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int,
     examples.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         for name, (passes, seconds, clean, pgd, aa) in measured.items():
-            m = params_from_dict({"methods": METHODS}).for_method(name)
+            m = params_from_dict({"methods": METHODS}).method(name)
             hist = [{"val_pgd_acc": v} for v in (history or {}).get(name, [0.5, 0.6])]
             (metrics / "train" / f"{name}-{seed}.json").write_text(json.dumps(
-                {"method": m.select.method, "fraction": m.select.fraction,
-                 "mining": m.select.mining, "attack": {"name": m.attack.name,
-                                                       "steps": m.attack.steps},
-                 "objective": {"name": "pgd-at"}, "history": hist,
+                {"settings": {"selector": m.selector, "fraction": m.fraction, "miner": m.miner,
+                              "attack": {"name": m.attack.name, "steps": m.attack.steps},
+                              "objective": {"name": "pgd-at"}}, "history": hist,
                  "cost": {"passes": passes, "seconds": seconds + seed}}))
             cols = _columns(clean, pgd, aa, seed)
             (metrics / "eval" / f"{name}-{seed}.json").write_text(json.dumps(

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from robustprune.attacks import PGD
-from robustprune.config import SelectConfig
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import PGDAT
 from robustprune.selection import (
@@ -46,7 +45,7 @@ def per_class(indices: torch.Tensor) -> dict[int, int]:
 
 
 def test_registry():
-    assert set(SELECTORS) == {"full", "random", "random-online", "score", "coreset-craig",
+    assert set(SELECTORS) == {"full", "random", "random-online", "prune", "coreset-craig",
                               "coreset-gradmatch", "glister"}
     assert SELECTORS["full"] is Full
     assert SELECTORS["random"] is RandomStatic
@@ -55,16 +54,18 @@ def test_registry():
 
 
 def test_build_selector():
-    s = build_selector(SelectConfig(method="random-online", fraction=0.3), 7)
+    s = build_selector("random-online", 0.3, 7)
     assert type(s) is RandomOnline and s.fraction == 0.3 and s.seed == 7
-    with pytest.raises(ValueError, match="craig"):
-        build_selector(SelectConfig(method="craig", fraction=0.5), 0)
+    with pytest.raises(ValueError, match='selector = "craig": must be one of coreset-craig, '):
+        build_selector("craig", 0.5, 0)
+    with pytest.raises(ValueError, match="selector prune needs the scores input"):
+        build_selector("prune", 0.5, 0)
 
 
 def test_full_returns_all_indices():
     sel = Full().select(ctx())
     assert torch.equal(sel.indices, torch.arange(20))
-    assert sel.weights is None and sel.scores is None
+    assert sel.weights is None
 
 
 @pytest.mark.parametrize("cls", [RandomStatic, RandomOnline])

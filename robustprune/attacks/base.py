@@ -11,10 +11,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+NORMS = ("linf", "l2")
+"""The threat models every attack supports (``attack.norm``)."""
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``loss_fn(logits, idx)``: the per-example loss [M] the attack maximises, for logits [M, K]
@@ -59,6 +63,8 @@ class Attack:
     Subclasses change only the start and whether steps are projected to the ε-ball.
     """
 
+    name: ClassVar[str] = ""
+
     eps: float
     alpha: float
     steps: int
@@ -67,10 +73,16 @@ class Attack:
     project_to_ball: bool = True
 
     def __post_init__(self) -> None:
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be linf or l2, got {self.norm!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         if self.eps < 0 or self.alpha <= 0 or self.steps < 0:
             raise ValueError("attack needs eps >= 0, alpha > 0, steps >= 0")
+
+    @classmethod
+    def from_params(cls, cfg: Any) -> Attack:
+        """The attack for an ``attack`` section (norm, eps, alpha, steps); subclasses that fix
+        a setting by definition (one step, a prescribed step size) ignore that key."""
+        return cls(eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, norm=cfg.norm)
 
     def with_(self, **changes: object) -> Attack:
         """A copy with some settings changed (e.g. fewer, larger steps for easy examples)."""

@@ -7,6 +7,7 @@ catastrophic overfitting without extra passes. Outputs stay in [0,1] but may lea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -15,9 +16,16 @@ from robustprune.attacks.base import Attack, random_in_ball
 
 @dataclass(frozen=True)
 class NFGSM(Attack):
+    name = "n-fgsm"
+
     steps: int = 1
     noise_factor: float = 2.0
     project_to_ball: bool = False
+
+    @classmethod
+    def from_params(cls, cfg: Any) -> NFGSM:
+        """The paper's step is always ε (``attack.alpha`` does not apply)."""
+        return cls(eps=cfg.eps, alpha=max(cfg.eps, 1e-12), norm=cfg.norm)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -10,3 +10,5 @@ from robustprune.attacks.base import Attack
 @dataclass(frozen=True)
 class PGD(Attack):
     """Projected gradient descent in the ℓ∞ or ℓ2 ball; the base :class:`Attack` as is."""
+
+    name = "pgd"

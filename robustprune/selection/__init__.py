@@ -1,18 +1,19 @@
 """Selection methods, registered by name.
 
-``select.method`` names a :class:`SubsetSelector` (which examples each epoch, with weights) and
-``select.mining`` a :class:`BatchMiner` (how much attack each example of a batch gets); any
-selector stacks with any miner and any training attack. To add a method: subclass one of the
-two in a new module, give it a ``name``, and add it to the registry below. The training loop
-needs no change.
+A ``methods`` entry names a :class:`SubsetSelector` (``selector``: which examples each epoch,
+with weights) and a :class:`BatchMiner` (``miner``: how much attack each example of a batch
+gets); any selector stacks with any miner and any training attack. To add one: subclass either
+in a new module, give it a ``name`` and, if it has params, an ``Options`` section; import the
+class below (that line registers it). Config, pipeline and training loop need no change.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from robustprune.config import SelectConfig
+from robustprune.errors import InputError
+from robustprune.registry import Registry
 from robustprune.selection.base import (
     BatchMiner,
     Selection,
@@ -24,21 +25,25 @@ from robustprune.selection.bullettrain import BulletTrain
 from robustprune.selection.coreset import CoresetCRAIG, CoresetGradMatch
 from robustprune.selection.full import Full
 from robustprune.selection.glister import Glister
+from robustprune.selection.prune import Prune, ScoreTable
 from robustprune.selection.random_subset import RandomOnline, RandomStatic
-from robustprune.selection.score import ScoreSelector
 
-SELECTORS: dict[str, type[SubsetSelector]] = {
-    cls.name: cls for cls in (Full, RandomStatic, RandomOnline, ScoreSelector, CoresetGradMatch,
-                              CoresetCRAIG, Glister)
-}
-MINERS: dict[str, type[BatchMiner]] = {cls.name: cls for cls in (BatchMiner, BulletTrain)}
+SELECTORS: Registry[type[SubsetSelector]] = Registry.collect("selector", SubsetSelector, vars())
+MINERS: Registry[type[BatchMiner]] = Registry.collect("miner", BatchMiner, vars())
 
 __all__ = [
     "MINERS",
     "SELECTORS",
     "BatchMiner",
     "BulletTrain",
+    "CoresetCRAIG",
+    "CoresetGradMatch",
     "Full",
+    "Glister",
+    "Prune",
+    "RandomOnline",
+    "RandomStatic",
+    "ScoreTable",
     "Selection",
     "SelectionContext",
     "SubsetSelector",
@@ -48,26 +53,17 @@ __all__ = [
 ]
 
 
-def build_selector(cfg: SelectConfig, seed: int, scores_table: Path | None = None,
-                   scores_cost: dict[str, Any] | None = None) -> SubsetSelector:
-    """The subset selector named by ``select.method``, with its params (the ``score`` method
-    also takes the scoring stage's table and cost)."""
-    cls = SELECTORS.get(cfg.method)
-    if cls is None:
-        allowed = ", ".join(SELECTORS)
-        raise ValueError(f"unknown selection method {cfg.method!r}; allowed: {allowed}")
-    if cls in (CoresetGradMatch, CoresetCRAIG, Glister):
-        return cls(fraction=cfg.fraction, seed=seed, warm=cfg.coreset_warm,
-                   every=cfg.coreset_every, features=cfg.coreset_features)
-    if cls is ScoreSelector:
-        return cls(fraction=cfg.fraction, seed=seed, score=cfg.score, keep=cfg.keep,
-                   table=scores_table, cost=scores_cost)
-    return cls(fraction=cfg.fraction, seed=seed)
+def build_selector(name: str, fraction: float, seed: int, options: Any = None,
+                   inputs: Mapping[str, Any] | None = None) -> SubsetSelector:
+    """Selector ``name`` with its options and the pipeline inputs it declares it ``needs``."""
+    cls = SELECTORS.lookup(name)
+    inputs = inputs or {}
+    missing = [n for n in cls.needs if inputs.get(n) is None]
+    if missing:
+        raise InputError(f"selector {name} needs the {missing[0]} input, which was not given")
+    return cls(fraction, seed, options, **{n: inputs[n] for n in cls.needs})
 
 
-def build_miner(cfg: SelectConfig) -> BatchMiner:
-    """The per-batch miner named by ``select.mining``."""
-    if cfg.mining == "bullettrain":
-        return BulletTrain(gamma=cfg.bt_gamma, robust_steps=cfg.bt_robust_steps,
-                           robust_step_factor=cfg.bt_robust_step_factor)
-    return BatchMiner()
+def build_miner(name: str, options: Any = None) -> BatchMiner:
+    """Miner ``name`` with its options."""
+    return MINERS.lookup(name)(options)

@@ -10,7 +10,13 @@ Selectors save adversarial compute at two granularities, and a method may use ei
 The loop calls both through these methods only, so stacking is composition: any subset
 selector with any miner with any training attack. Work a selector does that touches the model
 runs inside ``ctx.meter.in_phase("select")`` through ``ctx.model`` (a counting model), so its
-passes and seconds are charged to the method.
+passes and seconds are charged to the method. The loop puts the model in eval mode before
+``select`` (selectors score the inference-mode network), and restores nothing: the training
+step sets its own mode.
+
+Each class declares its own params as an ``Options`` section (the keys a ``methods`` entry may
+set for it, validated by config) and the pipeline inputs it ``needs`` by name (e.g. the
+``scores`` table); nothing outside the class knows either.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -27,6 +33,7 @@ from torch import nn
 from robustprune.attacks import Attack
 from robustprune.cost import CostMeter
 from robustprune.objectives import Objective
+from robustprune.schema import NoOptions
 
 
 @dataclass
@@ -35,7 +42,6 @@ class Selection:
 
     indices: torch.Tensor  # int64 [M]
     weights: torch.Tensor | None = None  # float [M]; None means all 1
-    scores: torch.Tensor | None = None  # float [N], whole training set, if the method has them
 
     def __post_init__(self) -> None:
         if self.weights is not None and self.weights.shape != self.indices.shape:
@@ -60,19 +66,21 @@ class SelectionContext:
     x_val: torch.Tensor | None = None  # held-out split, for methods that select against it
     y_val: torch.Tensor | None = None
     lr: float = 0.0  # the base learning rate (GLISTER's one-step lookahead)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class SubsetSelector:
     """Base class: override :meth:`select`. ``fraction`` is the per-epoch data budget."""
 
     name: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions  # the keys a ``methods`` entry may set for it
+    needs: ClassVar[tuple[str, ...]] = ()  # pipeline inputs, passed as keyword arguments
 
-    def __init__(self, fraction: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, fraction: float = 1.0, seed: int = 0, options: Any = None) -> None:
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         self.fraction = fraction
         self.seed = seed
+        self.options = self.Options() if options is None else options
 
     def select(self, ctx: SelectionContext) -> Selection:
         raise NotImplementedError
@@ -89,6 +97,10 @@ class BatchMiner:
     """Per-batch attack allocation. The default attacks every example fully."""
 
     name: ClassVar[str] = "none"
+    Options: ClassVar[type] = NoOptions  # the keys a ``methods`` entry may set for it
+
+    def __init__(self, options: Any = None) -> None:
+        self.options = self.Options() if options is None else options
 
     def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                     objective: Objective, attack: Attack, meter: CostMeter) -> torch.Tensor:

@@ -17,6 +17,7 @@ The base objective (PGD-AT, TRADES, MART) is applied to every example with its o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from torch import nn
 from robustprune.attacks import Attack
 from robustprune.cost import CostMeter
 from robustprune.objectives import Objective
+from robustprune.schema import param
 from robustprune.selection.base import BatchMiner
 
 OUTLIER, ROBUST, BOUNDARY = 0, 1, 2
@@ -48,13 +50,24 @@ def categorize(scores: torch.Tensor, robust_fraction: float) -> torch.Tensor:
     return cats
 
 
+@dataclass(frozen=True)
+class BulletTrainOptions:
+    gamma: float = param(0.8, lo=0.0, hi=1.0, doc="r <- 0.9 r + 0.1 gamma * robust accuracy "
+                                                   "of the batch")
+    robust_steps: int = param(2, lo=0, doc='attack steps for "robust" (confident) examples')
+    robust_step_factor: float = param(3.0, lo=0.0, lo_open=True,
+                                      doc="their step = factor * the attack's alpha")
+
+
 class BulletTrain(BatchMiner):
     name = "bullettrain"
+    Options = BulletTrainOptions
 
-    def __init__(self, gamma: float = 0.8, momentum: float = 0.9, robust_steps: int = 2,
-                 robust_step_factor: float = 3.0) -> None:
-        self.gamma, self.momentum = gamma, momentum
-        self.robust_steps, self.robust_step_factor = robust_steps, robust_step_factor
+    def __init__(self, options: BulletTrainOptions | None = None, momentum: float = 0.9) -> None:
+        super().__init__(options)
+        self.gamma, self.momentum = self.options.gamma, momentum
+        self.robust_steps = self.options.robust_steps
+        self.robust_step_factor = self.options.robust_step_factor
         self.r = 0.0
         self._counts = torch.zeros(3, dtype=torch.long)
         self._r_sum, self._batches = 0.0, 0

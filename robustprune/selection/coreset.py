@@ -4,9 +4,9 @@ Convergence of adversarial training on a weighted subset depends on how well the
 weighted gradient matches the full gradient over *adversarial* examples, so the subset is chosen
 to match last-layer gradients of the training loss on freshly attacked inputs:
 
-1. Warm start: the first ⌈κ·E⌉ epochs train on all data (``coreset_warm`` = κ). The reference
+1. Warm start: the first ⌈κ·E⌉ epochs train on all data (``warm`` = κ). The reference
    code splits this into full-data and idle epochs; we keep only full-data adversarial epochs.
-2. Every R epochs (``coreset_every``) the whole training set is attacked with the training
+2. Every R epochs (``every``) the whole training set is attacked with the training
    attack and the objective's gradient at the output layer is taken in closed form:
    g = ∂ℓ/∂z ⊗ [h, 1] (z logits, h penultimate features), summed over the clean and adversarial
    forwards for TRADES/MART. The objective's own formula is differentiated, so TRADES' β enters
@@ -22,10 +22,12 @@ attack, the forwards and the solver time are charged to the method.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from robustprune.schema import param
 from robustprune.selection.base import (
     Selection,
     SelectionContext,
@@ -38,10 +40,18 @@ from robustprune.selection.base import (
 from robustprune.selection.solvers import facility_location, omp_nonneg
 
 
-def last_layer_gradients(ctx: SelectionContext, with_features: bool = True,
-                         batch_size: int | None = None) -> torch.Tensor:
-    """Per-example output-layer gradients [N, K·(H+1)] (or [N, K]) on adversarial inputs."""
-    return output_gradients(ctx, ctx.x_train, ctx.y_train, with_features, batch_size)[0]
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """When a periodically reselected subset is chosen (coresets, GLISTER)."""
+
+    warm: float = param(0.5, lo=0.0, hi=0.99, doc="share of epochs on full data first")
+    every: int = param(2, lo=1, doc="epochs between reselections")
+
+
+@dataclass(frozen=True)
+class CoresetOptions(ScheduleOptions):
+    features: bool = param(True, doc="gradients = dloss/dlogits (x) [penultimate features, 1]; "
+                                     "false: dloss/dlogits only")
 
 
 def output_gradients(ctx: SelectionContext, x_u8: torch.Tensor, y_all: torch.Tensor,
@@ -85,16 +95,18 @@ def output_gradients(ctx: SelectionContext, x_u8: torch.Tensor, y_all: torch.Ten
     return torch.cat(rows), torch.cat(feats)
 
 
-class _Coreset(SubsetSelector):
-    """Shared schedule and per-class budgeting; subclasses name the solver."""
+class Periodic(SubsetSelector):
+    """Full data for a warm start, then a subset reselected every few epochs; subclasses say
+    how a subset is chosen (:meth:`reselect`)."""
 
-    def __init__(self, fraction: float = 1.0, seed: int = 0, warm: float = 0.5, every: int = 2,
-                 features: bool = True) -> None:
-        super().__init__(fraction, seed)
-        self.warm, self.every, self.features = warm, every, features
+    Options = ScheduleOptions
+
+    def __init__(self, fraction: float = 1.0, seed: int = 0, options: Any = None) -> None:
+        super().__init__(fraction, seed, options)
+        self.warm, self.every = self.options.warm, self.options.every
         self.current: Selection | None = None
 
-    def solve(self, grads: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def reselect(self, ctx: SelectionContext) -> Selection:
         raise NotImplementedError
 
     def warm_epochs(self, epochs: int) -> int:
@@ -108,9 +120,27 @@ class _Coreset(SubsetSelector):
             self.current = self.reselect(ctx)
         return self.current
 
+    def state_dict(self) -> dict[str, Any]:
+        if self.current is None:
+            return {}
+        return {"indices": self.current.indices, "weights": self.current.weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.current = (Selection(indices=state["indices"], weights=state["weights"])
+                        if "indices" in state else None)
+
+
+class _Coreset(Periodic):
+    """Gradient-matching coresets: per-class budgets; subclasses name the solver."""
+
+    Options = CoresetOptions
+
+    def solve(self, grads: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
     def reselect(self, ctx: SelectionContext) -> Selection:
-        grads = last_layer_gradients(ctx, self.features).double()
-        return self.per_class(ctx, grads)
+        grads = output_gradients(ctx, ctx.x_train, ctx.y_train, self.options.features)[0]
+        return self.per_class(ctx, grads.double())
 
     def per_class(self, ctx: SelectionContext, grads: torch.Tensor) -> Selection:
         """Run :meth:`solve` on each class with budget ⌈f·n_c⌉; random fill, weight 1."""
@@ -135,15 +165,6 @@ class _Coreset(SubsetSelector):
         indices, w = torch.cat(picked), torch.cat(weights)
         order = indices.argsort()
         return Selection(indices=indices[order].cpu(), weights=w[order].cpu())
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.current is None:
-            return {}
-        return {"indices": self.current.indices, "weights": self.current.weights}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.current = (Selection(indices=state["indices"], weights=state["weights"])
-                        if "indices" in state else None)
 
 
 class CoresetGradMatch(_Coreset):

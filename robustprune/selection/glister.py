@@ -9,7 +9,7 @@ each greedy round the validation gradient is recomputed *exactly* at θ_S from f
 validation features, not approximated again. Picks are made in rounds of ⌈k/``rounds``⌉
 (GLISTER's chunked greedy) under per-class budgets ⌈f·n_c⌉; weights are 1.
 
-The warm-start/reselection schedule is the coreset one (``coreset_warm``, ``coreset_every``).
+The warm-start/reselection schedule is the coreset one (options ``warm``, ``every``).
 η = the base learning rate ÷ batch size (one SGD step's per-example scale).
 """
 
@@ -26,7 +26,7 @@ from robustprune.selection.base import (
     class_budgets,
     output_layer,
 )
-from robustprune.selection.coreset import _Coreset, output_gradients
+from robustprune.selection.coreset import Periodic, output_gradients
 
 
 def glister_greedy(train_grads: torch.Tensor, train_y: torch.Tensor, budgets: torch.Tensor,
@@ -70,7 +70,7 @@ def glister_greedy(train_grads: torch.Tensor, train_y: torch.Tensor, budgets: to
     return torch.cat(picks) if picks else torch.empty(0, dtype=torch.long)
 
 
-class Glister(_Coreset):
+class Glister(Periodic):
     name = "glister"
 
     def reselect(self, ctx: SelectionContext) -> Selection:

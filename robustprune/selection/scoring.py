@@ -10,7 +10,7 @@ Computed once, after the warm-up, on *adversarial* examples of the training set:
   correct to wrong on an example's minibatch predictions; never-learned examples rank as most
   forgotten (max + 1).
 
-:class:`ForgettingTracker` rides along the warm-up as its batch miner (it attacks nothing).
+:class:`ForgettingTracker` rides along the warm-up as an observer of the training step.
 """
 
 from __future__ import annotations
@@ -22,18 +22,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustprune.attacks import Attack
-from robustprune.config import SCORES
 from robustprune.cost import CostMeter
 from robustprune.objectives import Objective
-from robustprune.selection.base import BatchMiner, head_inputs, with_bias
+from robustprune.selection.base import head_inputs, with_bias
 
 __all__ = ["SCORES", "ForgettingTracker", "adversarial_scores"]
 
+SCORES = ("adv_loss", "el2n", "grand", "forgetting")
+"""The columns of the scoring table, i.e. what the prune selector can rank by."""
 
-class ForgettingTracker(BatchMiner):
-    """Counts forgetting events per training example from the training step's own logits."""
 
-    name = "forgetting-tracker"
+class ForgettingTracker:
+    """Counts forgetting events per training example from the training step's own logits
+    (a training-loop observer: it sees every step, changes nothing)."""
 
     def __init__(self, n: int) -> None:
         self.prev = torch.zeros(n, dtype=torch.bool)

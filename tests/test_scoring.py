@@ -1,4 +1,4 @@
-"""Static scores, forgetting events, the score selector and the scoring stage."""
+"""Static scores, forgetting events, the prune selector and the scoring stage."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from robustprune import pipeline
 from robustprune.attacks import PGD
 from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
+from robustprune.errors import InputError
 from robustprune.objectives import PGDAT
 from robustprune.selection import SelectionContext
-from robustprune.selection.score import ScoreSelector, top_per_class
-from robustprune.selection.scores import ForgettingTracker, adversarial_scores
+from robustprune.selection.prune import Prune, PruneOptions, ScoreTable, top_per_class
+from robustprune.selection.scoring import ForgettingTracker, adversarial_scores
 from tests.conftest import tiny_params
 
 
@@ -77,44 +78,51 @@ def _ctx(n: int, epoch: int, meter: CostMeter) -> SelectionContext:
                             batch_size=2)
 
 
-def test_score_selector_reads_table_and_charges_scoring_once(tmp_path):
+def test_prune_selector_reads_table_and_charges_scoring_once(tmp_path):
     table = tmp_path / "scores.parquet"
     pd.DataFrame({"index": range(6), "label": [0, 1] * 3, "adv_loss": [1, 9, 3, 2, 5, 4],
                   "el2n": [0.0] * 6, "grand": [0.0] * 6, "forgetting": [0] * 6}).to_parquet(table)
     cost = {"forward_passes": 100, "backward_passes": 60, "seconds": 2.5}
     meter = CostMeter()
-    sel = ScoreSelector(fraction=0.5, score="adv_loss", keep="hardest", table=table, cost=cost)
+    scores = ScoreTable(table, cost)
+    sel = Prune(0.5, options=PruneOptions(score="adv_loss", keep="hardest"), scores=scores)
     picks = [sel.select(_ctx(6, e, meter)).indices.tolist() for e in range(3)]
     # class 0 = idx 0,2,4 (scores 1,3,5), class 1 = idx 1,3,5 (9,2,4); ceil(0.5*3) = 2 each
     assert picks == [[1, 2, 4, 5]] * 3
     assert meter.forward["select"] == 100 and meter.backward["select"] == 60
     assert meter.seconds["select"] == pytest.approx(2.5)
-    resumed = ScoreSelector(fraction=0.5, table=table, cost=cost)
+    resumed = Prune(0.5, scores=scores)
     resumed.load_state_dict(sel.state_dict())
     resumed.select(_ctx(6, 2, meter))
     assert meter.forward["select"] == 100  # not charged twice after a resume
-    with pytest.raises(ValueError, match="scores are for 6 examples"):
-        ScoreSelector(fraction=0.5, table=table).select(_ctx(8, 0, CostMeter()))
+    with pytest.raises(InputError, match="scores are for 6 examples"):
+        Prune(0.5, scores=scores).select(_ctx(8, 0, CostMeter()))
+    with pytest.raises(InputError, match="needs the scoring stage's table"):
+        Prune(0.5)
 
 
-def test_scoring_stage_then_score_method_training(tmp_path, tiny_npz):
-    raw = tiny_params(tiny_npz, select={"method": "score", "fraction": 0.25, "score": "el2n"},
-                      train={"epochs": 1})
+def test_scoring_stage_then_prune_method_training(tmp_path, tiny_npz):
+    raw = tiny_params(tiny_npz, train={"epochs": 1},
+                      methods={"p": {"selector": "prune", "fraction": 0.25, "score": "el2n"}})
     params = params_from_dict(raw)
     cpu = torch.device("cpu")
     data = tmp_path / "d.npz"
     pipeline.prepare(params, data)
     pipeline.warmup(params, 0, data, tmp_path / "w.pt", tmp_path / "w.json", None, cpu,
                     tmp_path / "ck", forgetting_out=tmp_path / "f.pt")
-    scored = pipeline.score(params, 0, data, tmp_path / "w.pt", tmp_path / "f.pt",
+    scored = pipeline.scoring(params, 0, data, tmp_path / "w.pt", tmp_path / "f.pt",
                             tmp_path / "s.parquet", tmp_path / "score.json", cpu)
     table = pd.read_parquet(tmp_path / "s.parquet")
     assert list(table.columns) == ["index", "label", "adv_loss", "el2n", "grand", "forgetting"]
     assert len(table) == scored["examples"] == 400
     assert (table["forgetting"] >= 0).all() and table["el2n"].between(0, 2 ** 0.5).all()
-    trained = pipeline.train(params, 0, data, tmp_path / "w.pt", tmp_path / "r.pt",
+    with pytest.raises(InputError, match=r"^methods\.p: selector prune needs the scoring"):
+        pipeline.train(params, 0, "p", data, tmp_path / "w.pt", tmp_path / "r.pt",
+                       tmp_path / "t.json", None, cpu, tmp_path / "ck")
+    trained = pipeline.train(params, 0, "p", data, tmp_path / "w.pt", tmp_path / "r.pt",
                              tmp_path / "t.json", None, cpu, tmp_path / "ck",
                              scores_path=tmp_path / "s.parquet",
-                             score_metrics=tmp_path / "score.json")
+                             scores_metrics=tmp_path / "score.json")
+    assert trained["settings"]["selector_options"] == {"score": "el2n", "keep": "hardest"}
     assert trained["final"]["examples"] == 100  # ceil(0.25 * 100) for each of 4 classes
     assert trained["cost"]["select_forward"] == scored["cost"]["forward_passes"]

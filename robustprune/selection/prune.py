@@ -1,0 +1,96 @@
+"""``prune``: static data pruning by a per-example score from the scoring stage ("Less is More").
+
+Keeps ⌈f·|class|⌉ examples per class (class-balanced) from the hardest (highest score) or the
+easiest end, chosen once and kept for the whole run. The scoring stage's passes and seconds
+are charged to this method's ``select`` phase at its first epoch: a pruning method is only as
+cheap as its scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustprune.errors import InputError
+from robustprune.schema import param
+from robustprune.selection.base import (
+    Selection,
+    SelectionContext,
+    SubsetSelector,
+    class_budgets,
+    sorted_union,
+)
+from robustprune.selection.scoring import SCORES
+
+
+def top_per_class(scores: torch.Tensor, y: torch.Tensor, fraction: float, num_classes: int,
+                  hardest: bool = True) -> torch.Tensor:
+    """Indices of the ⌈f·n_c⌉ highest (or lowest) scores of each class; ties by index."""
+    return sorted_union([
+        members[torch.sort(-scores[members] if hardest else scores[members],
+                           stable=True).indices[:k]]
+        for members, k in class_budgets(y, fraction, num_classes)])
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """The scoring stage's output as the prune selector reads it: the per-example table and
+    what computing it cost (charged to the method, since pruning is only as cheap as its
+    scores)."""
+
+    path: Path
+    cost: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    score: str = param("adv_loss", choices=SCORES, doc="which score ranks the examples")
+    keep: str = param("hardest", choices=("hardest", "easiest"),
+                      doc="which end of the ranking is kept, class-balanced")
+
+
+class Prune(SubsetSelector):
+    name = "prune"
+    Options = PruneOptions
+    needs = ("scores",)
+
+    def __init__(self, fraction: float = 1.0, seed: int = 0,
+                 options: PruneOptions | None = None, scores: ScoreTable | None = None) -> None:
+        super().__init__(fraction, seed, options)
+        if scores is None:
+            raise InputError("the prune selector needs the scoring stage's table (--scores)")
+        self.table = scores
+        self.current: Selection | None = None
+        self.charged = False
+
+    def _load_scores(self, n: int) -> torch.Tensor:
+        import pandas as pd
+
+        df = pd.read_parquet(self.table.path)
+        if len(df) != n or not (df["index"].to_numpy() == range(n)).all():
+            raise InputError(f"{self.table.path}: scores are for {len(df)} examples, training "
+                             f"has {n}; rerun the scoring stage")
+        return torch.tensor(df[self.options.score].to_numpy(copy=True), dtype=torch.float64)
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        if not self.charged:
+            cost = self.table.cost
+            ctx.meter.add("select", forward=int(cost.get("forward_passes", 0)),
+                          backward=int(cost.get("backward_passes", 0)),
+                          seconds=float(cost.get("seconds", 0.0)))
+            self.charged = True
+        if self.current is None:
+            scores = self._load_scores(len(ctx.y_train))
+            idx = top_per_class(scores, ctx.y_train.cpu(), self.fraction, ctx.num_classes,
+                                hardest=self.options.keep == "hardest")
+            self.current = Selection(indices=idx)
+        return self.current
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"charged": self.charged}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.charged = bool(state.get("charged", False))

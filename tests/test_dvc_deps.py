@@ -1,0 +1,77 @@
+"""dvc.yaml lists, for every stage, exactly the package modules its script imports (directly
+or through other modules), so an edit reruns exactly the stages whose code changed."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module_file(name: str) -> Path | None:
+    path = ROOT / Path(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported(path: Path) -> set[str]:
+    """Package modules named by the imports of one file (function-level imports included)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return {n for n in names if n.split(".")[0] == "robustprune"}
+
+
+def import_closure(script: Path) -> set[str]:
+    """Repo-relative files of every package module ``script`` runs on import, parents too."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        for name in _imported(todo.pop()):
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a, a.b and a.b.c
+                f = _module_file(".".join(parts[:i]))
+                if f is not None and f not in seen:
+                    seen.add(f)
+                    todo.append(f)
+    return {str(f.relative_to(ROOT)) for f in seen}
+
+
+def _stages() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _body(stage: dict) -> dict:
+    return stage.get("do", stage)
+
+
+def test_every_stage_depends_on_exactly_the_modules_it_imports():
+    for name, stage in _stages().items():
+        body = _body(stage)
+        script = body["cmd"].split()[1]
+        deps = set()
+        for d in body["deps"]:
+            if d.startswith("robustprune/"):  # a package directory stands for all its modules
+                path = ROOT / d
+                deps |= ({str(f.relative_to(ROOT)) for f in path.glob("*.py")} if path.is_dir()
+                         else {d})
+        expected = import_closure(ROOT / script)
+        assert script in body["deps"], f"{name}: its script {script} is not a dependency"
+        assert deps == expected, (f"{name}: missing {sorted(expected - deps)}, "
+                                  f"not imported {sorted(deps - expected)}")
+
+
+def test_closure_follows_package_parents_and_function_level_imports():
+    closure = import_closure(ROOT / "stages" / "evaluate.py")
+    assert "robustprune/__init__.py" in closure  # every import of the package runs it
+    assert "robustprune/runtime.py" in closure  # imported by __init__
+    assert "robustprune/report.py" not in closure
