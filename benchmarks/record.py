@@ -29,7 +29,7 @@ def stage_seconds(metrics: Path) -> dict[str, float]:
     files: dict[str, Path] = {}
     for seed in summary["seeds"]:
         files[f"warmup@{seed}"] = metrics / "warmup" / f"s{seed}.json"
-        files[f"score@{seed}"] = metrics / "score" / f"s{seed}.json"
+        files[f"scoring@{seed}"] = metrics / "scoring" / f"s{seed}.json"
         files[f"evaluate_clean@{seed}"] = metrics / "eval_clean" / f"s{seed}.json"
         for name in summary["methods"]:
             files[f"train@{name}-{seed}"] = metrics / "train" / f"{name}-{seed}.json"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the README's result tables: the default pipeline (PGD-AT), then the same methods
 # with TRADES and with MART (`dvc exp run -S objective.name=...`), then two wider PGD-AT rosters:
-# static random and score; the coresets, GLISTER and a random-online stack (about 25 and 60 min
+# static random and prune; the coresets, GLISTER and a random-online stack (about 25 and 60 min
 # more on a 2-core CPU, most of it AutoAttack); then the default roster over three seeds
 # (about three default runs) and the seed spread of `full`. Each run is recorded by
 # benchmarks/record.py as benchmarks/results/<objective>.md (table, targets, stage timers,
@@ -22,21 +22,21 @@ for objective in trades mart; do
   dvc exp run -n "$objective" -S "objective.name=$objective"
   python benchmarks/record.py "$objective" --wall $((SECONDS - start))
 done
-# the wider PGD-AT rosters: static random and score at f = 0.3 beside the default methods ...
+# the wider PGD-AT rosters: static random and prune at f = 0.3 beside the default methods ...
 git checkout -- params.yaml dvc.lock && dvc checkout
 start=$SECONDS
 dvc exp run -n subsets -S objective.name=pgd-at \
-  -S '+methods.random={method: random, fraction: 0.3}' \
-  -S '+methods.score={method: score, fraction: 0.3}'
+  -S '+methods.random={selector: random, fraction: 0.3}' \
+  -S '+methods.prune={selector: prune, fraction: 0.3}'
 python benchmarks/record.py subsets --wall $((SECONDS - start))
 # ... and the coresets, GLISTER and a random-online stack
 git checkout -- params.yaml dvc.lock && dvc checkout
 start=$SECONDS
 dvc exp run -n coresets -S objective.name=pgd-at \
-  -S '+methods.coreset-gradmatch={method: coreset-gradmatch, fraction: 0.3}' \
-  -S '+methods.coreset-craig={method: coreset-craig, fraction: 0.3}' \
-  -S '+methods.glister={method: glister, fraction: 0.3}' \
-  -S '+methods.stack-online={method: random-online, fraction: 0.3, mining: bullettrain, attack: fgsm-rs, alpha: 0.125}'
+  -S '+methods.coreset-gradmatch={selector: coreset-gradmatch, fraction: 0.3}' \
+  -S '+methods.coreset-craig={selector: coreset-craig, fraction: 0.3}' \
+  -S '+methods.glister={selector: glister, fraction: 0.3}' \
+  -S '+methods.stack-online={selector: random-online, fraction: 0.3, miner: bullettrain, attack: fgsm-rs, alpha: 0.125}'
 python benchmarks/record.py coresets --wall $((SECONDS - start))
 # the default roster over three seeds (every Δ gets its interval over seeds too), and the
 # seed-to-seed spread of `full` on its own

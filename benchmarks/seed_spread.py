@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 from robustprune import pipeline  # noqa: E402
 from robustprune.config import load_params  # noqa: E402
+from robustprune.selection import SELECTORS  # noqa: E402
 from robustprune.stats import mean_std  # noqa: E402
 from robustprune.training import resolve_device  # noqa: E402
 
@@ -42,7 +43,8 @@ FIGURES = ("clean_acc", "pgd_acc", "autoattack_acc")
 
 def run_one(params_path: Path, method: str, seed: int, work: Path, n_autoattack: int,
             device: torch.device) -> dict[str, float]:
-    """Warm-up, scoring (only for the score selector), training and evaluation of one seed."""
+    """Warm-up, scoring (only for selectors that need the scores), training and evaluation of
+    one seed."""
     params = load_params(params_path)
     params = dataclasses.replace(params, eval=dataclasses.replace(params.eval,
                                                                   n_autoattack=n_autoattack))
@@ -56,13 +58,13 @@ def run_one(params_path: Path, method: str, seed: int, work: Path, n_autoattack:
         pipeline.warmup(params, seed, data, warm, work / f"warmup-s{seed}.json", None, device,
                         ck, forgetting_out=forgetting)
     scores = work / f"scores-s{seed}.parquet"
-    if params.for_method(method).select.method == "score" and not scores.is_file():
-        pipeline.score(params, seed, data, warm, forgetting, scores,
-                       work / f"score-s{seed}.json", device)
+    if "scores" in SELECTORS[params.method(method).selector].needs and not scores.is_file():
+        pipeline.scoring(params, seed, data, warm, forgetting, scores,
+                         work / f"score-s{seed}.json", device)
     model = work / f"{method}-{seed}.pt"
-    trained = pipeline.train(params, seed, data, warm, model, work / f"train-{method}-{seed}.json",
-                             None, device, ck, method=method, scores_path=scores,
-                             score_metrics=work / f"score-s{seed}.json")
+    trained = pipeline.train(params, seed, method, data, warm, model,
+                             work / f"train-{method}-{seed}.json", None, device, ck,
+                             scores_path=scores, scores_metrics=work / f"score-s{seed}.json")
     ev = pipeline.evaluate(params, seed, data, model, work / f"eval-{method}-{seed}.json",
                            work / f"{method}-{seed}.parquet", device, ck)
     return figures(ev, trained)

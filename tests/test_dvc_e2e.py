@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import copy_project, tiny_params
+from tests.conftest import ROOT, copy_project, tiny_params
 
 METHODS = {"full": {}, "random-online": {"selector": "random-online", "fraction": 0.5},
+           "bullettrain": {"miner": "bullettrain"},
            "stack": {"selector": "prune", "fraction": 0.5, "miner": "bullettrain",
                      "attack": "fgsm-rs", "alpha": 0.125}}
 
@@ -20,7 +23,7 @@ METHODS = {"full": {}, "random-online": {"selector": "random-online", "fraction"
 def _run(cmd: list[str], cwd: Path) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+           "GIT_COMMITTER_EMAIL": "t@t", "COLUMNS": "1000"}  # dvc's tables are not cut
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout + res.stderr
@@ -36,15 +39,51 @@ def _project(tmp_path: Path, raw: dict) -> Path:
     return repo
 
 
-def test_dvc_repro_then_cached_then_experiment(tmp_path, tiny_npz):
-    repo = _project(tmp_path, tiny_params(tiny_npz, methods=METHODS, eval={"n_autoattack": 4}))
+def readme_usage() -> list[str]:
+    """The commands of the README's Usage block, in order, without their comments."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Usage\n.*?```sh\n(.*?)```", text, flags=re.S)
+    assert block, "README has no Usage command block"
+    return [c for line in block.group(1).splitlines() if (c := line.split("#")[0].strip())]
 
-    out = _run(["dvc", "repro"], repo)
+
+def test_readme_usage_commands_in_a_fresh_repo(tmp_path, tiny_npz):
+    """The README's Usage block, run as written, on tiny params: the first `dvc repro` runs
+    every stage, a named branch is then up to date, the experiment reruns only its branch and
+    the report, and the comparisons show it."""
+    repo = _project(tmp_path, tiny_params(tiny_npz, methods=METHODS, eval={"n_autoattack": 4}))
+    out: dict[str, str] = {}
+    for cmd in readme_usage():
+        if cmd.startswith("dvc exp run"):
+            _run(["git", "add", "-A"], repo)
+            _run(["git", "commit", "-qm", "baseline run"], repo)
+        out[cmd] = _run(shlex.split(cmd), repo)
+        if cmd == "dvc repro":
+            _check_outputs(repo)
+    assert "scoring" in out["dvc dag"]
+
     stages = ["prepare", "warmup@0", "scoring@0", "evaluate_clean@0", "report"]
     stages += [f"{s}@{m}-0" for s in ("train", "evaluate") for m in METHODS]
     for stage in stages:
-        assert f"Running stage '{stage}'" in out
+        assert f"Running stage '{stage}'" in out["dvc repro"]
+    assert "Running stage" not in out["dvc repro train@bullettrain-0"]
 
+    exp = out["dvc exp run -S methods.random-online.fraction=0.25"]
+    assert "Running stage 'train@random-online-0'" in exp
+    for untouched in ("warmup@0", "scoring@0", "train@full-0", "train@stack-0", "evaluate@full-0"):
+        assert f"Running stage '{untouched}'" not in exp
+    assert "Running stage 'report'" in exp
+    shown = out["dvc exp show --only-changed"]  # the experiment, beside its baseline
+    assert "└── " in shown and "metrics/train/random-online-0.json" in shown
+    assert "metrics/train/random-online-0.json" in out["dvc metrics diff"]
+    assert "dvc_plots" in out["dvc plots show"]
+    assert json.loads(_run(["dvc", "metrics", "show", "--json"], repo))
+    assert "val_pgd_acc" in _run(["dvc", "plots", "show", "--json"], repo)
+    assert "Running stage" not in _run(["dvc", "repro"], repo)
+
+
+def _check_outputs(repo: Path) -> None:
+    """Every output of a first `dvc repro` on METHODS, and what the report makes of them."""
     metrics = repo / "metrics"
     for name in ("prepare.json", "warmup/s0.json", "scoring/s0.json", "eval_clean/s0.json",
                  "summary.json"):
@@ -73,22 +112,6 @@ def test_dvc_repro_then_cached_then_experiment(tmp_path, tiny_npz):
     assert (metrics / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (repo / "dvclive" / "train" / "stack-0" / "plots" / "metrics" /
             "bt_robust_share.tsv").is_file()
-
-    assert "scoring" in _run(["dvc", "dag"], repo)
-    again = _run(["dvc", "repro"], repo)
-    assert "Running stage" not in again and "up to date" in again
-    assert json.loads(_run(["dvc", "metrics", "show", "--json"], repo))
-    assert "val_pgd_acc" in _run(["dvc", "plots", "show", "--json"], repo)
-
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "commit", "-qm", "baseline run"], repo)
-    exp = _run(["dvc", "exp", "run", "-S", "methods.random-online.fraction=0.25"], repo)
-    assert "Running stage 'train@random-online-0'" in exp
-    for untouched in ("warmup@0", "scoring@0", "train@full-0", "train@stack-0", "evaluate@full-0"):
-        assert f"Running stage '{untouched}'" not in exp
-    assert "Running stage 'report'" in exp
-    assert "metrics/train/random-online-0.json" in _run(["dvc", "metrics", "diff", "--json"],
-                                                        repo)
 
 
 def _stale(repo: Path) -> set[str]:

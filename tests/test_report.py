@@ -185,3 +185,10 @@ def test_missing_metrics_is_a_one_line_error_naming_the_stage(tmp_path: Path) ->
                       tmp_path / "s.md", None)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "s.json").exists()
+
+
+def test_settings_come_from_what_training_recorded_not_the_current_params(tmp_path):
+    """Editing an entry after training does not relabel the trained model in the report."""
+    edited = {**METHODS, "random-online": {"selector": "random-online", "fraction": 0.9}}
+    rows = _run(tmp_path, methods=edited)["methods"]
+    assert rows["random-online"]["fraction"] == 0.3  # what the metrics say it trained with
