@@ -59,7 +59,7 @@ class AttackConfig:
     """The threat model (norm, eps) and the attack used *during training*."""
 
     norm: str = _p("linf", choices=NORMS)
-    eps: float = _p(0.1, lo=0.0)
+    eps: float = _p(0.1, lo=0.0, lo_open=True)
     name: str = _p("pgd", choices=ATTACKS.names)
     alpha: float = _p(0.02, lo=0.0, lo_open=True)
     steps: int = _p(10, lo=1)
@@ -165,27 +165,32 @@ class Params:
 
 def build_method(raw: Any, prefix: str, attack: AttackConfig) -> Method:
     """Validate one ``methods`` entry: its common keys, then the rest against the ``Options``
-    of the selector and the miner it names (so a new selector's keys need no edit here)."""
+    of the selector and the miner it names (so a new selector's keys need no edit here), and
+    what those classes and the attack say about the common keys."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix}: must be a mapping of keys to values")
     common = [f.name for f in dataclasses.fields(MethodKeys)]
-    selector_cls = SELECTORS.lookup(raw.get("selector", MethodKeys.selector),
-                                    f"{prefix}.selector")
-    miner_cls = MINERS.lookup(raw.get("miner", MethodKeys.miner), f"{prefix}.miner")
+    keys = build(MethodKeys, {k: v for k, v in raw.items() if k in common}, prefix)
+    selector_cls, miner_cls = SELECTORS[keys.selector], MINERS[keys.miner]
     sel_keys = [f.name for f in dataclasses.fields(selector_cls.Options)]
     miner_keys = [f.name for f in dataclasses.fields(miner_cls.Options)]
-    keys = build(MethodKeys, {k: v for k, v in raw.items() if k in common}, prefix,
-                 allowed=[*sel_keys, *miner_keys])
     unknown = sorted(str(k) for k in raw if k not in (*common, *sel_keys, *miner_keys))
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; allowed: "
                           f"{', '.join([*common, *sel_keys, *miner_keys])}")
+    if not selector_cls.uses_fraction and keys.fraction != 1.0:
+        raise ConfigError(f"{prefix}.fraction = {keys.fraction:g}: selector {keys.selector} "
+                          "trains on all data; leave fraction out")
+    name = keys.attack or attack.name
+    for key in ATTACKS[name].fixed:
+        if key in raw:
+            raise ConfigError(f"{prefix}.{key} = {raw[key]}: the {name} attack fixes its {key}; "
+                              "leave it out")
     sel_opts = build(selector_cls.Options, {k: raw[k] for k in sel_keys if k in raw}, prefix)
     miner_opts = build(miner_cls.Options, {k: raw[k] for k in miner_keys if k in raw}, prefix)
-    resolved = dataclasses.replace(attack, name=keys.attack or attack.name,
-                                   alpha=keys.alpha or attack.alpha,
+    resolved = dataclasses.replace(attack, name=name, alpha=keys.alpha or attack.alpha,
                                    steps=keys.steps or attack.steps)
     return Method(selector=keys.selector, fraction=keys.fraction, selector_options=sel_opts,
                   miner=keys.miner, miner_options=miner_opts, attack=resolved)
@@ -198,6 +203,10 @@ def _cross_checks(p: Params) -> None:
         raise ConfigError(f'data.path = "": required when data.name is {p.data.name}')
     if p.attack.norm == "linf" and p.attack.eps > 1.0:
         raise ConfigError(f"attack.eps = {p.attack.eps}: must be <= 1 for linf on [0,1] inputs")
+    for name, m in p.methods.items():
+        if SELECTORS[m.selector].needs_val and p.data.val_size == 0:
+            raise ConfigError(f"data.val_size = 0: must be > 0 for methods.{name} (selector "
+                              f"{m.selector} selects against the validation split)")
 
 
 def params_from_dict(raw: dict[str, Any]) -> Params:

@@ -30,6 +30,7 @@ from torch import nn
 
 from robustprune.attacks import PGD, cross_entropy_loss
 from robustprune.config import EvalConfig
+from robustprune.io import atomic_write
 
 AUTOATTACK_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 """The standard version's attacks, in the order the reference runs them on the survivors."""
@@ -118,6 +119,12 @@ class AutoAttackResult:
         return out
 
 
+def _savez(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` to exactly ``path`` (given a name, numpy would append ``.npz``)."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def reference_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str,
                          eps: float, num_classes: int, seed: int, chunk: int, batch_size: int,
                          device: torch.device, state_dir: Path | None = None,
@@ -175,11 +182,9 @@ def reference_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
                 seconds[name] += float(part_seconds[k])
             flags += collector.messages
             if saved is not None:
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                tmp = saved.with_suffix(".tmp.npz")
-                np.savez(tmp, broken_by=part, seconds=part_seconds,
-                         flags=np.array(collector.messages, dtype=str))
-                tmp.replace(saved)
+                arrays = {"broken_by": part, "seconds": part_seconds,
+                          "flags": np.array(collector.messages, dtype=str)}
+                atomic_write(saved, lambda tmp, a=arrays: _savez(tmp, a))
             log(f"autoattack {stop}/{n}: robust {int((broken_by[:stop] < 0).sum())}/{stop}")
     finally:
         aa.logger.removeHandler(collector)

@@ -55,7 +55,8 @@ class Objective:
 
     @property
     def attacked(self) -> bool:
-        return self.name != "clean"
+        """Whether training takes its loss on attacked inputs (every registered objective)."""
+        return type(self) is not Objective
 
     def attack_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LossFn:
         return cross_entropy_loss(y)
@@ -66,7 +67,7 @@ class Objective:
         if not self.attacked or attack.steps == 0 or x.shape[0] == 0:
             return x.detach()
         delta = None
-        if self.gaussian_start is not None:
+        if self.gaussian_start is not None and not attack.defines_start:
             delta = self.gaussian_start * torch.randn_like(x)
         return attack.perturb(model, x, self.attack_loss(model, x, y), delta)
 

@@ -45,6 +45,9 @@ from robustprune.selection.scoring import ForgettingTracker, adversarial_scores
 from robustprune.training import Trainer, TrainResult, file_digest
 
 CHECKPOINT_ROOT = Path(".cache/checkpoints")
+STATE_FORMAT = 2
+"""Part of every resume key: bumped when the layout of the resume state or the meaning of a
+setting changes, so a checkpoint written by older code is never resumed by newer code."""
 """Resume state lives outside DVC's outputs (which DVC deletes before a rerun), keyed by a hash
 of the stage's params and input files, so a stale checkpoint can never be resumed."""
 
@@ -108,8 +111,8 @@ def warmup(params: Params, seed: int, data_path: Path, model_out: Path, metrics_
     spec = _spec(params, splits)
     torch.manual_seed(seed)
     model = build_model(**spec)
-    key = fingerprint("warmup", seed, params.model, params.warmup, params.attack.eps,
-                      params.attack.norm, file_digest(data_path))
+    key = fingerprint("warmup", STATE_FORMAT, seed, params.model, params.warmup,
+                      params.attack.eps, params.attack.norm, file_digest(data_path))
     forgetting = ForgettingTracker(len(splits.y_train))
     trainer = Trainer(model=model, data=splits, optim=params.warmup, objective=Objective(),
                       attack=build_attack(params.attack), selector=Full(), miner=BatchMiner(),
@@ -207,21 +210,29 @@ def train(params: Params, seed: int, method: str, data_path: Path, init_path: Pa
                              "stage's table and metrics (--scores, --scores-metrics)")
         require_file(scores_path, "scoring")
         require_file(scores_metrics, "scoring")
-        inputs["scores"] = ScoreTable(scores_path,
-                                      json.loads(scores_metrics.read_text())["cost"])
+        try:
+            cost = json.loads(scores_metrics.read_text())["cost"]
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{scores_metrics}: not the scoring stage's metrics (no cost); "
+                             "rerun the scoring stage") from None
+        inputs["scores"] = ScoreTable(scores_path, cost)
         digests.append(file_digest(scores_path))
     splits = load_splits(data_path)
     model, spec = load_trained(init_path, params, splits)
     selector = build_selector(m.selector, m.fraction, seed, m.selector_options, inputs)
-    key = fingerprint("train", seed, m, params.objective, params.train, *digests)
+    key = fingerprint("train", STATE_FORMAT, seed, m, params.objective, params.train, *digests)
+    attack = build_attack(m.attack)
     trainer = Trainer(model=model, data=splits, optim=params.train,
-                      objective=build_objective(params.objective), attack=build_attack(m.attack),
+                      objective=build_objective(params.objective), attack=attack,
                       selector=selector, miner=build_miner(m.miner, m.miner_options),
                       seed=seed, device=device,
                       checkpoint_dir=checkpoint_root / f"train-{key}", live_dir=live_dir)
     result = trainer.run()
     info = {"stage": "train", "seed": seed, "name": method,
-            "settings": {**as_dict(m), "objective": as_dict(params.objective)},
+            "settings": {**as_dict(m), "objective": as_dict(params.objective),
+                         "attack": {"name": m.attack.name, "norm": attack.norm,
+                                    "eps": attack.eps, "alpha": attack.alpha,
+                                    "steps": attack.steps}},
             "train_examples": len(splits.y_train)}
     return _finish(trainer, result, model_out, metrics_out, spec, info, started)
 
@@ -241,8 +252,8 @@ def evaluate(params: Params, seed: int, data_path: Path, model_path: Path, metri
     require_file(model_path, "warmup or train")
     splits = load_splits(data_path)
     model = load_for_data(model_path, splits)
-    key = fingerprint("evaluate", seed, params.eval, params.attack.norm, params.attack.eps,
-                      file_digest(data_path), file_digest(model_path))
+    key = fingerprint("evaluate", STATE_FORMAT, seed, params.eval, params.attack.norm,
+                      params.attack.eps, file_digest(data_path), file_digest(model_path))
     state_dir = checkpoint_root / f"evaluate-{key}"
     metrics, cols = evaluate_model(model, splits.x_test, splits.y_test, params.eval,
                                    norm=params.attack.norm, eps=params.attack.eps,

@@ -1,9 +1,9 @@
 """One registry per kind of thing (datasets, architectures, attacks, objectives, selectors,
 miners): the single table of names a param may take and the classes they build.
 
-Config validates a name against the registry, the pipeline builds from it, and the README's
-allowed values are read from it, so a name exists in exactly one place: the ``name`` of the
-class that implements it. Adding a kind of thing is one class plus one line in its registry.
+Config validates a name against the registry and the pipeline builds from it (the README's
+method tables are tested against it), so a name exists in exactly one place: the ``name`` of
+the class that implements it. Adding a kind of thing is one class plus one line in its registry.
 """
 
 from __future__ import annotations

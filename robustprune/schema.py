@@ -61,7 +61,8 @@ def check_value(key: str, value: Any, typ: type, meta: dict[str, Any]) -> Any:
         raise ConfigError(f"{key} = {shown}: must be a string")
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        raise ConfigError(f"{key} = {shown}: must be one of {', '.join(choices)}")
+        allowed = ", ".join(c if c else '""' for c in choices)
+        raise ConfigError(f"{key} = {shown}: must be one of {allowed}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and (value <= lo if meta.get("lo_open") else value < lo):
         bound = f"> {lo:g}" if meta.get("lo_open") else f">= {lo:g}"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustprune.attacks import PGD
+from robustprune.attacks import FGSMRS, NFGSM, PGD
 from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import PGDAT, TRADES
@@ -107,3 +107,38 @@ def test_build_miner_from_params():
     assert type(build_miner(p.method("plain").miner)).name == "none"
     bt = build_miner(p.method("bt").miner, p.method("bt").miner_options)
     assert isinstance(bt, BulletTrain) and bt.gamma == 0.5 and bt.robust_steps == 1
+
+
+@pytest.mark.parametrize(("attack", "bound"), [
+    (FGSMRS(eps=0.1, alpha=0.125), 0.1),            # projected: inside the eps-ball
+    (NFGSM(eps=0.1, alpha=0.1), 0.3 + 1e-6),         # its own bound: 2 eps noise + an eps step
+])
+@pytest.mark.parametrize("objective", [PGDAT(), TRADES()])
+def test_one_step_attack_robust_category_stays_inside_the_threat_model(attack, bound, objective):
+    """A one-step attack's cheaper version is the same attack: no 3·alpha step that would erase
+    FGSM-RS's random start (plain FGSM) or take N-FGSM to 5 eps."""
+    torch.manual_seed(0)
+    x = torch.full((64, 1, 2, 2), 0.5)
+    x[:, 0, 0, 0] = 0.9  # every example confidently class 0: all robust at r = 1
+    y = torch.zeros(64, dtype=torch.long)
+    meter = CostMeter()
+    model = CountingModel(FixedLogits(), meter)
+    miner = BulletTrain(BulletTrainOptions(robust_steps=2, robust_step_factor=3.0))
+    miner.r = 1.0
+    x_adv = miner.adversarial(model, x, y, objective, attack, meter)
+    assert miner.epoch_metrics()["bt_robust_share"] == 1.0
+    delta = (x_adv - x).abs().flatten(1).amax(1)
+    assert (delta <= bound + 1e-6).all()
+    assert meter.backward["attack"] == 64  # one step each, as the base attack
+    if isinstance(attack, FGSMRS):  # the random start survives: not all at the ball's corner
+        assert ((x_adv - x).abs() < 0.1 - 1e-3).any()
+    nothing = BulletTrain(BulletTrainOptions(robust_steps=0))
+    nothing.r = 1.0
+    assert torch.equal(nothing.adversarial(model, x, y, objective, attack, CostMeter()), x)
+
+
+def test_pgd_robust_category_takes_fewer_larger_projected_steps():
+    attack = PGD(eps=0.1, alpha=0.02, steps=10)
+    cheap = attack.cheaper(2, 3.0)
+    assert (cheap.steps, cheap.alpha, cheap.eps) == (2, pytest.approx(0.06), 0.1)
+    assert attack.cheaper(20, 1.0).steps == 10 and attack.cheaper(0, 3.0) is None

@@ -106,6 +106,13 @@ def test_load_params_empty_file_gives_defaults(tmp_path):
     ({"methods": {"m": {"selector": "glister", "features": True}}}, "methods.m.features"),
     ({"methods": {"m": {"attack": "cw"}}}, "methods.m.attack"),
     ({"methods": {"m m": {}}}, "methods.m m"),
+    ({"methods": {"m": {"selector": ["prune"]}}}, "methods.m.selector"),   # not a string
+    ({"methods": {"m": {"miner": {}}}}, "methods.m.miner"),
+    ({"methods": {"m": {"attack": "n-fgsm", "alpha": 0.5}}}, "methods.m.alpha"),  # fixed: eps
+    ({"methods": {"m": {"attack": "fgsm-rs", "steps": 5}}}, "methods.m.steps"),   # one step
+    ({"methods": {"m": {"fraction": 0.3}}}, "methods.m.fraction"),  # full trains on all data
+    ({"data": {"val_size": 0}, "methods": {"g": {"selector": "glister"}}}, "data.val_size"),
+    ({"attack": {"eps": 0}}, "attack.eps"),
     ({"methods": {"m": 3}}, "methods.m"),
     ({"methods": [1]}, "methods"),
     ({"data": None}, "data"),
@@ -127,6 +134,9 @@ def test_rejected_with_one_line_message_naming_the_key(raw, key):
     ({"methods": {"m": {"gamma": 0.5}}}, "allowed: selector, fraction, miner, attack, alpha, "
                                          "steps$"),
     ({"methods": {"m": {"miner": "bullettrain", "x": 1}}}, "gamma, robust_steps"),
+    ({"methods": {"m": {"attack": "cw"}}}, 'must be one of "", fgsm-rs, n-fgsm, pgd'),
+    ({"methods": {"m": {"attack": "fgsm-rs", "steps": 5}}}, "the fgsm-rs attack fixes its steps"),
+    ({"methods": {"m": {"fraction": 0.3}}}, "selector full trains on all data"),
     ({"train": {"epochs": "3"}}, "integer"),
 ])
 def test_message_says_what_is_allowed(raw, shown):
@@ -135,9 +145,9 @@ def test_message_says_what_is_allowed(raw, shown):
 
 
 def test_accepted_boundaries():
-    p = params_from_dict({"attack": {"eps": 0.0, "norm": "linf"},
+    p = params_from_dict({"attack": {"eps": 1.0, "norm": "linf"},
                           "methods": {"m": {"fraction": 1.0}}, "train": {"epochs": 0}})
-    assert (p.attack.eps, p.method("m").fraction, p.train.epochs) == (0.0, 1.0, 0)
+    assert (p.attack.eps, p.method("m").fraction, p.train.epochs) == (1.0, 1.0, 0)
     assert params_from_dict({"attack": {"norm": "l2", "eps": 2.0}}).attack.eps == 2.0
     # the wideresnet depth check applies to wideresnet only
     assert params_from_dict({"model": {"wrn_depth": 27}}).model.wrn_depth == 27

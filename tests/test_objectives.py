@@ -233,3 +233,36 @@ def test_build_objective():
     assert type(m) is MART and m.beta == 4.0
     with pytest.raises(ValueError, match="nope"):
         build_objective(ObjectiveConfig(name="nope"))
+
+
+class _Recorder(nn.Module):
+    """A linear model that keeps every input it is run on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(16, 3)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return self.lin(x.flatten(1))
+
+
+@pytest.mark.parametrize("objective", [PGDAT(), TRADES(), MART()])
+@pytest.mark.parametrize("attack_name", ["pgd", "fgsm-rs", "n-fgsm"])
+def test_start_noise_of_every_attack_under_every_objective(objective, attack_name):
+    """The attack's own random start is kept: FGSM-RS starts uniformly in the eps-ball and
+    N-FGSM from 2 eps noise under every objective; only PGD takes TRADES/MART's 0.001·N(0,1)
+    start, as their reference code does (and PGD-AT's uniform start otherwise)."""
+    from robustprune.attacks import ATTACKS
+
+    eps = 0.1
+    attack = ATTACKS[attack_name](eps=eps, alpha=eps, steps=1)
+    torch.manual_seed(0)
+    model = _Recorder()
+    x = torch.full((256, 1, 4, 4), 0.5)
+    objective.adversarial(model, x, torch.zeros(256, dtype=torch.long), attack)
+    start = (model.seen[-1] - x).abs()  # the one attack forward is at x + the start
+    low, high = {"pgd": (0.002, 0.01) if objective.gaussian_start else (0.8 * eps, eps),
+                 "fgsm-rs": (0.8 * eps, eps), "n-fgsm": (1.6 * eps, 2 * eps)}[attack_name]
+    assert low < start.max() <= high + 1e-6  # this start's range, not another's

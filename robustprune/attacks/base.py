@@ -64,6 +64,11 @@ class Attack:
     """
 
     name: ClassVar[str] = ""
+    fixed: ClassVar[tuple[str, ...]] = ()
+    """Settings the method prescribes (a method entry may not override them)."""
+    defines_start: ClassVar[bool] = False
+    """True when the random start is part of the method (FGSM-RS's uniform start, N-FGSM's 2ε
+    noise): an objective's own start (TRADES/MART's 0.001·N(0,1)) must not replace it."""
 
     eps: float
     alpha: float
@@ -83,6 +88,14 @@ class Attack:
         """The attack for an ``attack`` section (norm, eps, alpha, steps); subclasses that fix
         a setting by definition (one step, a prescribed step size) ignore that key."""
         return cls(eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, norm=cfg.norm)
+
+    def cheaper(self, steps: int, step_factor: float) -> Attack | None:
+        """The cheaper attack for examples that need less (BulletTrain's confident ones): at
+        most ``steps`` steps of ``step_factor``·α, projected to the ε-ball like every step; None
+        (no attack) when ``steps`` is 0."""
+        if steps == 0:
+            return None
+        return self.with_(steps=min(steps, self.steps), alpha=self.alpha * step_factor)
 
     def with_(self, **changes: object) -> Attack:
         """A copy with some settings changed (e.g. fewer, larger steps for easy examples)."""
@@ -131,3 +144,26 @@ class Attack:
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """torchattacks-style call: maximise cross-entropy w.r.t. the true labels."""
         return self.perturb(model, x, cross_entropy_loss(y))
+
+
+@dataclass(frozen=True)
+class OneStep(Attack):
+    """A single-step attack whose random start is part of the method (FGSM-RS, N-FGSM).
+
+    It has no cheaper version that still attacks: a larger step would erase the random start
+    after projection (FGSM-RS becomes plain FGSM) or leave the method's own bound (N-FGSM,
+    unprojected, would reach 5ε). So its cheaper attack is itself, or none (``steps`` = 0).
+    """
+
+    steps: int = 1
+    fixed: ClassVar[tuple[str, ...]] = ("steps",)
+    defines_start: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.steps != 1:
+            raise ValueError(f"{self.name} takes exactly one step")
+
+    def cheaper(self, steps: int, step_factor: float) -> Attack | None:
+        del step_factor
+        return None if steps == 0 else self

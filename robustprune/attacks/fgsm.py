@@ -8,20 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from robustprune.attacks.base import Attack
+from robustprune.attacks.base import OneStep
 
 
 @dataclass(frozen=True)
-class FGSMRS(Attack):
+class FGSMRS(OneStep):
     name = "fgsm-rs"
-
-    steps: int = 1
 
     @classmethod
     def from_params(cls, cfg: Any) -> FGSMRS:
         return cls(eps=cfg.eps, alpha=cfg.alpha, norm=cfg.norm)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.steps != 1:
-            raise ValueError("FGSM-RS takes exactly one step")

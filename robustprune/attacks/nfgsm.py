@@ -11,14 +11,14 @@ from typing import Any
 
 import torch
 
-from robustprune.attacks.base import Attack, random_in_ball
+from robustprune.attacks.base import OneStep, random_in_ball
 
 
 @dataclass(frozen=True)
-class NFGSM(Attack):
+class NFGSM(OneStep):
     name = "n-fgsm"
+    fixed = ("steps", "alpha")
 
-    steps: int = 1
     noise_factor: float = 2.0
     project_to_ball: bool = False
 
@@ -26,11 +26,6 @@ class NFGSM(Attack):
     def from_params(cls, cfg: Any) -> NFGSM:
         """The paper's step is always ε (``attack.alpha`` does not apply)."""
         return cls(eps=cfg.eps, alpha=max(cfg.eps, 1e-12), norm=cfg.norm)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.steps != 1:
-            raise ValueError("N-FGSM takes exactly one step")
 
     def initial_delta(self, x: torch.Tensor) -> torch.Tensor:
         return random_in_ball(x, self.noise_factor * self.eps, self.norm)

@@ -74,6 +74,8 @@ class SubsetSelector:
     name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions  # the keys a ``methods`` entry may set for it
     needs: ClassVar[tuple[str, ...]] = ()  # pipeline inputs, passed as keyword arguments
+    uses_fraction: ClassVar[bool] = True  # False: trains on all data whatever the fraction
+    needs_val: ClassVar[bool] = False  # selects against the validation split
 
     def __init__(self, fraction: float = 1.0, seed: int = 0, options: Any = None) -> None:
         if not 0.0 < fraction <= 1.0:

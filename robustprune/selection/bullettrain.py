@@ -5,7 +5,10 @@ s = std(softmax) × (+1 if correct else −1), and splits the batch into three c
 
 - **outlier** (s < 0, misclassified clean): no attack, trained on the clean input;
 - **robust** (the most confident fraction r of the batch: s at or above the (1−r)-quantile,
-  and s ≥ 0): a cheap attack, ``robust_steps`` steps of ``robust_step_factor``·α;
+  and s ≥ 0): the training attack's cheaper version (:meth:`Attack.cheaper`): for PGD
+  ``robust_steps`` steps of ``robust_step_factor``·α; for a one-step attack (FGSM-RS,
+  N-FGSM) the same attack, since a larger single step would erase the random start or leave
+  the threat model; no attack when ``robust_steps`` is 0;
 - **boundary** (the rest): the full training attack.
 
 r is estimated online from the robust accuracy of the batch after the attack,
@@ -80,12 +83,11 @@ class BulletTrain(BatchMiner):
         self._r_sum += self.r
         self._batches += 1
         x_adv = x.detach().clone()
-        cheap = attack.with_(steps=min(self.robust_steps, attack.steps),
-                             alpha=attack.alpha * self.robust_step_factor)
+        cheap = attack.cheaper(self.robust_steps, self.robust_step_factor)
         with meter.in_phase("attack"):
             for category, atk in ((BOUNDARY, attack), (ROBUST, cheap)):
                 mask = cats == category
-                if mask.any():
+                if atk is not None and mask.any():
                     x_adv[mask] = objective.adversarial(model, x[mask], y[mask], atk)
         return x_adv
 

@@ -9,6 +9,7 @@ from robustprune.selection.base import Selection, SelectionContext, SubsetSelect
 
 class Full(SubsetSelector):
     name = "full"
+    uses_fraction = False
 
     def select(self, ctx: SelectionContext) -> Selection:
         return Selection(indices=torch.arange(ctx.y_train.shape[0]))

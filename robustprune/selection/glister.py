@@ -72,6 +72,7 @@ def glister_greedy(train_grads: torch.Tensor, train_y: torch.Tensor, budgets: to
 
 class Glister(Periodic):
     name = "glister"
+    needs_val = True
 
     def reselect(self, ctx: SelectionContext) -> Selection:
         if ctx.x_val is None or ctx.y_val is None or len(ctx.y_val) == 0:
