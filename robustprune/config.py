@@ -83,6 +83,12 @@ class OptimConfig:
     schedule: str = _p("onecycle", choices=SCHEDULES.names)
     augment: str = _p("none", choices=AUGMENTS.names)
     val_n: int = _p(1000, lo=0, doc="validation examples scored after each epoch; 0 = all")
+    co_drop: float = _p(0.2, lo=0.0, hi=1.0, doc="catastrophic overfitting: an epoch whose "
+                                                 "validation PGD accuracy falls this far below "
+                                                 "the best earlier epoch's is flagged")
+    co_rollback: bool = _p(False, doc="on such a collapse, stop and keep the best epoch's "
+                                      "weights (early stopping, as fast adversarial training "
+                                      "does)")
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,9 @@ class MethodKeys:
                                                            "attack.name)")
     alpha: float = _p(0.0, lo=0.0, doc="0 = attack.alpha")
     steps: int = _p(0, lo=0, doc="0 = attack.steps")
+    budget: float = _p(0.0, lo=0.0, doc="0 = train for train.epochs; else the example-passes "
+                                        "to spend, as a share of full-data training's at "
+                                        "train.epochs (the LR schedule anneals to it)")
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class Method:
     miner: str
     miner_options: Any
     attack: AttackConfig
+    budget: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -137,8 +147,8 @@ class EvalConfig:
                                                        "class rate by this much")
     collapse_ratio: float = _p(0.5, lo=0.0, hi=1.0, doc="flag clean accuracy below this "
                                                         "share of the clean-trained model's")
-    overfit_drop: float = _p(0.2, lo=0.0, hi=1.0, doc="flag a fall of validation PGD accuracy "
-                                                      "this far below its best epoch")
+    target_drop: float = _p(0.01, lo=0.0, hi=1.0, doc="time-to-accuracy target: the baseline's "
+                                                      "final validation PGD accuracy minus this")
     batch_size: int = _p(500, lo=1)
 
 
@@ -193,7 +203,8 @@ def build_method(raw: Any, prefix: str, attack: AttackConfig) -> Method:
     resolved = dataclasses.replace(attack, name=name, alpha=keys.alpha or attack.alpha,
                                    steps=keys.steps or attack.steps)
     return Method(selector=keys.selector, fraction=keys.fraction, selector_options=sel_opts,
-                  miner=keys.miner, miner_options=miner_opts, attack=resolved)
+                  miner=keys.miner, miner_options=miner_opts, attack=resolved,
+                  budget=keys.budget)
 
 
 def _cross_checks(p: Params) -> None:
@@ -204,6 +215,9 @@ def _cross_checks(p: Params) -> None:
     if p.attack.norm == "linf" and p.attack.eps > 1.0:
         raise ConfigError(f"attack.eps = {p.attack.eps}: must be <= 1 for linf on [0,1] inputs")
     for name, m in p.methods.items():
+        if m.budget and p.train.epochs == 0:
+            raise ConfigError(f"train.epochs = 0: must be > 0 for methods.{name}.budget (the "
+                              "budget is a share of full-data training at train.epochs)")
         if SELECTORS[m.selector].needs_val and p.data.val_size == 0:
             raise ConfigError(f"data.val_size = 0: must be > 0 for methods.{name} (selector "
                               f"{m.selector} selects against the validation split)")

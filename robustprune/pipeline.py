@@ -42,10 +42,10 @@ from robustprune.selection import (
     build_selector,
 )
 from robustprune.selection.scoring import ForgettingTracker, adversarial_scores
-from robustprune.training import Trainer, TrainResult, file_digest
+from robustprune.training import Trainer, TrainResult, file_digest, passes_per_example
 
 CHECKPOINT_ROOT = Path(".cache/checkpoints")
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 """Part of every resume key: bumped when the layout of the resume state or the meaning of a
 setting changes, so a checkpoint written by older code is never resumed by newer code."""
 """Resume state lives outside DVC's outputs (which DVC deletes before a rerun), keyed by a hash
@@ -87,6 +87,8 @@ def _spec(params: Params, splits: Splits) -> dict[str, Any]:
 
 def _finish(trainer: Trainer, result: TrainResult, model_out: Path, metrics_out: Path,
             spec: dict[str, Any], info: dict[str, Any], started: float) -> dict[str, Any]:
+    if result.rolled_back_to is not None:
+        info = {**info, "rolled_back_to_epoch": result.rolled_back_to}
     metrics = {**info, "epochs": len(result.history),
                "final": {k: v for k, v in result.final.items() if k != "epoch"},
                "history": [{k: round(v, 6) for k, v in row.items()} for row in result.history],
@@ -220,21 +222,39 @@ def train(params: Params, seed: int, method: str, data_path: Path, init_path: Pa
     splits = load_splits(data_path)
     model, spec = load_trained(init_path, params, splits)
     selector = build_selector(m.selector, m.fraction, seed, m.selector_options, inputs)
-    key = fingerprint("train", STATE_FORMAT, seed, m, params.objective, params.train, *digests)
-    attack = build_attack(m.attack)
-    trainer = Trainer(model=model, data=splits, optim=params.train,
-                      objective=build_objective(params.objective), attack=attack,
-                      selector=selector, miner=build_miner(m.miner, m.miner_options),
-                      seed=seed, device=device,
-                      checkpoint_dir=checkpoint_root / f"train-{key}", live_dir=live_dir)
+    key = fingerprint("train", STATE_FORMAT, seed, m, params.objective, params.train,
+                      params.attack, *digests)
+    attack, objective = build_attack(m.attack), build_objective(params.objective)
+    budget = full_epoch = None
+    if m.budget:
+        full_epoch = round(full_epoch_passes(params, model, objective, splits, device))
+        budget = max(1, round(m.budget * params.train.epochs * full_epoch))
+    trainer = Trainer(model=model, data=splits, optim=params.train, objective=objective,
+                      attack=attack, selector=selector,
+                      miner=build_miner(m.miner, m.miner_options), seed=seed, device=device,
+                      checkpoint_dir=checkpoint_root / f"train-{key}", live_dir=live_dir,
+                      budget_passes=budget, full_epoch_passes=full_epoch)
     result = trainer.run()
     info = {"stage": "train", "seed": seed, "name": method,
             "settings": {**as_dict(m), "objective": as_dict(params.objective),
                          "attack": {"name": m.attack.name, "norm": attack.norm,
                                     "eps": attack.eps, "alpha": attack.alpha,
                                     "steps": attack.steps}},
-            "train_examples": len(splits.y_train)}
+            "train_examples": len(splits.y_train), "budget_passes": budget}
     return _finish(trainer, result, model_out, metrics_out, spec, info, started)
+
+
+def full_epoch_passes(params: Params, model: nn.Module, objective: Objective, splits: Splits,
+                      device: torch.device) -> float:
+    """Example-passes of one full-data epoch with this objective and the ``attack`` section's
+    attack: ``methods.<m>.budget`` is a share of ``train.epochs`` of these. Counted on one step
+    of two training examples, so it is exact for every objective and attack (full-data
+    training spends the same passes on every example)."""
+    x = splits.x_train[:2].to(device).float().div_(255.0)
+    y = splits.y_train[:2].to(device)
+    model.to(device)
+    per_example = passes_per_example(model, objective, build_attack(params.attack), x, y)
+    return per_example * len(splits.y_train)
 
 
 def evaluate(params: Params, seed: int, data_path: Path, model_path: Path, metrics_out: Path,

@@ -18,6 +18,13 @@ figures per method, each named for the attack behind it:
 Speed-up = baseline ÷ method, in example-passes (forward + backward, deterministic) and in
 wall-clock training seconds; selection work is inside each method's cost, the shared warm-up
 in none. Costs and settings are read from what training recorded, not from the current params.
+
+Budget-matched figures (:mod:`robustprune.frontier`): the runs that differ from the baseline
+only in their pass budget form the *full-data frontier*; each method gets its effective
+speed-up against it, a verdict against random selection *at equal cost* (a random-selection
+run within ±10 % of its passes), and the passes and seconds it took to reach a validation
+target (the baseline's final validation PGD accuracy − ``eval.target_drop``). The per-epoch
+curves of every run go to one CSV for ``dvc plots``.
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ import numpy as np
 
 from robustprune.config import EvalConfig, Params
 from robustprune.errors import InputError, require_file
+from robustprune.frontier import Bound, Resampled, Speedup, effective_speedup, first_reaching
 from robustprune.io import atomic_write, atomic_write_json, atomic_write_text
+from robustprune.selection import SELECTORS
 from robustprune.stats import (
     Interval,
     Verdict,
@@ -44,7 +53,10 @@ from robustprune.stats import (
     verdict_at_least,
 )
 
-RANDOM_BASELINES = ("random", "random-online")
+EQUAL_COST = 0.1
+"""A random-selection run counts as "at equal cost" within ±10 % of the method's passes."""
+CURVE_COLUMNS = ("run", "method", "seed", "objective", "epoch", "passes", "seconds",
+                 "val_pgd_acc", "val_clean_acc")
 
 
 def _load(path: Path, made_by: str) -> dict[str, Any]:
@@ -142,18 +154,11 @@ def _calibrated_difference(ex_a: list[dict[str, np.ndarray]],
     return seeds_two_phase(parts)
 
 
-def _overfit(history: list[dict[str, float]], drop: float) -> bool:
-    """Catastrophic overfitting: validation PGD accuracy falls ``drop`` below an earlier best
-    (fast-attack training collapses within an epoch, while its training accuracy rises)."""
-    best = float("-inf")
-    for row in history:
-        acc = row.get("val_pgd_acc")
-        if acc is None:
-            continue
-        if acc < best - drop:
-            return True
-        best = max(best, acc)
-    return False
+def _collapsed_epochs(history: list[dict[str, float]]) -> list[int]:
+    """Epochs the trainer flagged as catastrophic overfitting (validation PGD accuracy
+    ``train.co_drop`` below the best earlier epoch's)."""
+    return [int(row.get("epoch", i + 1)) for i, row in enumerate(history)
+            if row.get("collapsed")]
 
 
 def _method_checks(runs: dict[int, dict[str, Any]], clean: dict[int, dict[str, Any]],
@@ -165,7 +170,7 @@ def _method_checks(runs: dict[int, dict[str, Any]], clean: dict[int, dict[str, A
         if seed in clean and run["eval"]["clean_acc"] < (
                 cfg.collapse_ratio * clean[seed]["eval"]["clean_acc"]):
             failed.add("clean_collapse")
-        if _overfit(run["train"].get("history", []), cfg.overfit_drop):
+        if _collapsed_epochs(run["train"].get("history", [])):
             failed.add("catastrophic_overfitting")
     return sorted(failed)
 
@@ -223,15 +228,103 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
         }
         row["checks_passed"] = not row["checks_failed"]
         out[name] = row
-    for name, row in out.items():
-        peers = [o for o, other in out.items() if o != name
-                 and other["selector"] in RANDOM_BASELINES
-                 and abs(other["fraction"] - row["fraction"]) < 1e-9]
-        row["beats_random"] = None
-        if row["selector"] not in (*RANDOM_BASELINES, "full") and peers:
-            verdicts = [verdict_at_least(_headline(ex[name], ex[p]), 0.0) for p in peers]
-            row["beats_random"] = combine(verdicts)
+    budget_matched(runs, ex, out, baseline, seeds, cfg)
     return out
+
+
+def _attack_key(settings: dict[str, Any]) -> tuple[Any, ...]:
+    atk = settings["attack"]
+    return atk["name"], atk.get("steps"), atk.get("alpha"), settings["objective"]["name"]
+
+
+def _same_but_budget(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two runs that differ at most in their pass budget (so the frontier and the baseline
+    are defined by what was trained, not by entry names)."""
+    return (a["selector"] == b["selector"] and a["miner"] == b["miner"]
+            and a["fraction"] == b["fraction"] and _attack_key(a) == _attack_key(b)
+            and a.get("selector_options") == b.get("selector_options")
+            and a.get("miner_options") == b.get("miner_options"))
+
+
+def budget_matched(runs: dict[str, dict[int, dict[str, Any]]],
+                   ex: dict[str, list[dict[str, np.ndarray]]], out: dict[str, Any],
+                   baseline: str, seeds: list[int], cfg: EvalConfig) -> None:
+    """Add the budget-matched figures to each row of ``out``: frontier membership, effective
+    speed-up (passes and seconds), random selection at equal cost, time to the target."""
+    settings = {n: runs[n][seeds[0]]["train"]["settings"] for n in runs}
+    frontier = [n for n in runs if _same_but_budget(settings[n], settings[baseline])]
+    passes = {n: float(out[n]["passes"]) for n in runs}
+    secs = {n: float(out[n]["seconds"]) for n in runs}
+    acc = Resampled({n: np.stack(_common_prefix([_prefix(e["pgd"]) for e in ex[n]]))
+                     for n in runs})
+    random_runs = [n for n in runs if SELECTORS[settings[n]["selector"]].random
+                   and settings[n]["miner"] == settings[baseline]["miner"]
+                   and _attack_key(settings[n]) == _attack_key(settings[baseline])]
+    base_final = float(np.mean([_final_val(runs[baseline][s]["train"]) for s in seeds]))
+    target = base_final - cfg.target_drop
+    for name, row in out.items():
+        row["budget"] = settings[name].get("budget", 0.0)
+        row["same_attack"] = _attack_key(settings[name]) == _attack_key(settings[baseline])
+        row["frontier"] = name in frontier
+        sp = _effective(frontier, passes, name, acc)
+        ss = _effective(frontier, secs, name, acc)
+        row["effective_speedup"] = None if sp is None else {
+            **sp.as_dict(), "text": str(sp), "position": sp.position()}
+        row["effective_speedup_seconds"] = None if ss is None else {**ss.as_dict(),
+                                                                    "text": str(ss)}
+        row["vs_random"] = _vs_random(name, row, random_runs, out, ex, frontier)
+        reached = [first_reaching(runs[name][s]["train"].get("history", []), target)
+                   for s in seeds]
+        hit = [r for r in reached if r is not None]
+        row["to_target"] = {
+            "target": round(target, 6), "reached": len(hit), "of": len(reached),
+            "passes": round(float(np.mean([r["passes"] for r in hit]))) if hit else None,
+            "seconds": round(float(np.mean([r["seconds"] for r in hit])), 2) if hit else None}
+
+
+def _effective(frontier: list[str], cost: dict[str, float], name: str,
+               acc: Resampled) -> Speedup | None:
+    """Effective speed-up on one cost axis; None without two distinct positive frontier costs
+    (wall-clock can tie or invert between close budgets) or a positive cost of its own."""
+    points: list[tuple[str, float]] = []
+    for n in sorted(frontier, key=lambda n: cost[n]):
+        if cost[n] > 0 and (not points or cost[n] > points[-1][1]):
+            points.append((n, cost[n]))
+    if len(points) < 2 or cost[name] <= 0:
+        return None
+    return effective_speedup(points, name, cost[name], acc)
+
+
+def _common_prefix(cols: list[np.ndarray]) -> list[np.ndarray]:
+    n = min(len(c) for c in cols)
+    return [c[:n] for c in cols]
+
+
+def _final_val(train: dict[str, Any]) -> float:
+    """The validation PGD accuracy of the model training kept (after a rollback: the kept
+    epoch's)."""
+    final = train.get("final") or {}
+    if "val_pgd_acc" in final:
+        return float(final["val_pgd_acc"])
+    return float(train["history"][-1]["val_pgd_acc"])
+
+
+def _vs_random(name: str, row: dict[str, Any], random_runs: list[str], out: dict[str, Any],
+               ex: dict[str, list[dict[str, np.ndarray]]],
+               frontier: list[str]) -> dict[str, Any] | None:
+    """The verdict of ``name`` against the random-selection run closest to its cost, if one
+    is within ±EQUAL_COST (None for random runs and frontier runs themselves)."""
+    if name in random_runs or name in frontier:
+        return None
+    near = [(abs(out[r]["passes"] / max(row["passes"], 1) - 1), r) for r in random_runs]
+    near = [(d, r) for d, r in near if d <= EQUAL_COST]
+    if not near:
+        return {"random": None, "verdict": None,
+                "note": "no random-selection run within ±10 % of its passes"}
+    _, peer = min(near)
+    iv = _headline(ex[name], ex[peer])
+    return {"random": peer, "cost_ratio": round(out[peer]["passes"] / max(row["passes"], 1), 4),
+            "delta": iv.as_dict(), "verdict": verdict_at_least(iv, 0.0)}
 
 
 def _headline(ex_a: list[dict[str, np.ndarray]], ex_b: list[dict[str, np.ndarray]]) -> Interval:
@@ -263,42 +356,65 @@ def _accuracy_verdict(row: dict[str, Any], target: float) -> Verdict:
 
 
 def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The product's targets, each vs ``full`` in the same run. Speed-ups are deterministic
-    pass counts (and wall-clock); accuracy parts are read from the interval of the
-    AutoAttack-calibrated Δ: met when the whole interval clears the bound, not met when it
-    lies wholly below, else inconclusive. The "best" method of a kind is the one with the
-    highest point estimate."""
+    """The product's targets, each vs the baseline in the same run. Pass speed-ups are
+    deterministic counts (and wall-clock); accuracy parts are read from the interval of the
+    AutoAttack-calibrated Δ, effective speed-ups from their bootstrap interval: met when the
+    whole interval clears the bound, not met when it lies wholly below, else inconclusive.
+    Which runs compete is read from what they trained (selector kind, miner, attack), and the
+    best of a kind is the one with the highest point estimate of the target's own figure."""
     out: list[dict[str, Any]] = []
 
-    def add(label: str, candidates: list[str], rule: Callable[[dict[str, Any]],
-                                                              list[Verdict]]) -> None:
+    def add(label: str, candidates: list[str], score: Callable[[dict[str, Any]], float],
+            rule: Callable[[dict[str, Any]], list[Verdict]],
+            measured: Callable[[dict[str, Any]], str]) -> None:
         if not candidates:
             out.append({"target": label, "method": None, "verdict": "not assessed",
                         "measured": "no such method in this run"})
             return
-        best = max(candidates, key=lambda n: _delta(summary[n])["estimate"])
-        r, d = summary[best], _delta(summary[best])
+        best = max(candidates, key=lambda n: score(summary[n]))
+        r = summary[best]
         out.append({"target": label, "method": best, "verdict": combine(rule(r)),
-                    "measured": f"{r['speedup_passes']:.2f}× passes, "
-                                f"{r['speedup_seconds']:.2f}× s, Δ {_fmt_delta(d)}"})
+                    "measured": measured(r)})
 
-    add("bullettrain: ≥2× passes, robust Δ ≥ −1 pt",
-        [n for n, r in summary.items() if n == "bullettrain"],
+    def cost_and_delta(r: dict[str, Any]) -> str:
+        return (f"{r['speedup_passes']:.2f}× passes, {r['speedup_seconds']:.2f}× s, "
+                f"Δ {_fmt_delta(_delta(r))}")
+
+    def effective(r: dict[str, Any]) -> Any:
+        sp = r.get("effective_speedup")
+        return None if sp is None else _speedup_from(sp)
+
+    def subset(r: dict[str, Any]) -> bool:
+        sel = SELECTORS[r["selector"]]
+        return sel.uses_fraction and not sel.random and r["fraction"] < 1
+
+    add("BulletTrain: ≥2× passes, robust Δ ≥ −1 pt",
+        [n for n, r in summary.items() if r["miner"] != "none" and not
+         SELECTORS[r["selector"]].uses_fraction and r["same_attack"]],
+        lambda r: _delta(r)["estimate"],
         lambda r: ["met" if r["speedup_passes"] >= 2 else "not met",
-                   _accuracy_verdict(r, -0.01)])
-    add("best subset selector at f≈0.3: ≥2.5× passes, robust Δ ≥ −1.5 pts, above random",
-        [n for n, r in summary.items() if r["selector"] not in ("full", *RANDOM_BASELINES)
-         and abs(r["fraction"] - 0.3) < 0.05 and r["miner"] == "none"
-         and r["attack"].startswith("pgd")],
-        lambda r: ["met" if r["speedup_passes"] >= 2.5 else "not met",
-                   _accuracy_verdict(r, -0.015), r["beats_random"] or "inconclusive"])
-    add("best stack: ≥5× passes, ≥4× wall-clock, robust Δ ≥ −2 pts",
-        [n for n, r in summary.items() if r["miner"] == "bullettrain"
-         and r["fraction"] < 1 and not r["attack"].startswith("pgd")],
+                   _accuracy_verdict(r, -0.01)], cost_and_delta)
+    add("best subset selector: ≥2.5× effective speed-up",
+        [n for n, r in summary.items() if subset(r) and r["miner"] == "none"
+         and r["same_attack"]],
+        lambda r: (effective(r).estimate.value if effective(r) else float("-inf")),
+        lambda r: [effective(r).verdict_at_least(2.5) if effective(r) else "inconclusive"],
+        lambda r: (f"effective {r['effective_speedup']['text']}, {r['speedup_passes']:.2f}× "
+                   f"passes at equal epochs" if r["effective_speedup"] else
+                   "no full-data frontier (train the baseline at ≥ 2 budgets)"))
+    add("best stack: ≥5× passes, ≥4× wall-clock, robust Δ ≥ −1 pt",
+        [n for n, r in summary.items() if subset(r) and r["miner"] != "none"
+         and not r["same_attack"]],
+        lambda r: _delta(r)["estimate"],
         lambda r: ["met" if r["speedup_passes"] >= 5 else "not met",
                    "met" if r["speedup_seconds"] >= 4 else "not met",
-                   _accuracy_verdict(r, -0.02)])
+                   _accuracy_verdict(r, -0.01)], cost_and_delta)
     return out
+
+
+def _speedup_from(d: dict[str, Any]) -> Speedup:
+    return Speedup(*(Bound(d[k]["value"], d[k]["side"]) for k in ("estimate", "low", "high")),
+                   conf=d["conf"])
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
@@ -323,23 +439,42 @@ def _fmt_delta(d: dict[str, Any] | None) -> str:
     return (f"{100 * d['estimate']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]")
 
 
+def _budget(r: dict[str, Any]) -> str:
+    return f"{r['budget']:g}×" if r.get("budget") else "epochs"
+
+
+def _vs_random_text(r: dict[str, Any]) -> str:
+    v = r.get("vs_random")
+    if v is None:
+        return "–"
+    if v["random"] is None:
+        return "no random run at this cost"
+    return f"{v['verdict']} vs {v['random']} ({_fmt_delta(v['delta'])})"
+
+
+def _target_text(r: dict[str, Any]) -> str:
+    t = r["to_target"]
+    if not t["reached"]:
+        return "not reached"
+    return (f"{t['passes']:,} / {t['seconds']:.0f} s" +
+            (f" ({t['reached']} of {t['of']} seeds)" if t["reached"] < t["of"] else ""))
+
+
 def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
-             goal: list[dict[str, Any]]) -> str:
+             goal: list[dict[str, Any]], baseline: str = "full") -> str:
+    """Two tables (accuracy; cost and speed-ups), the notes that define them, the targets."""
     first = next(iter(summary.values()))
     pgd_name = first["pgd_label"].split(" ")[0]
-    lines = [f"| method | selector | f | miner | attack | clean % | {pgd_name} % (n) | "
-             f"AutoAttack % (n) | Δ {pgd_name} vs full, pts [95 % CI] | Δ AutoAttack, "
-             "calibrated, pts [95 % CI] | passes | train s | speed-up (passes) | "
-             "speed-up (s) | beats random (same f) | checks |", "|" + "---|" * 16]
+    lines = [f"| method | selector | f | miner | attack | budget | clean % | {pgd_name} % (n) | "
+             f"AutoAttack % (n) | Δ {pgd_name} vs {baseline}, pts [95 % CI] | Δ AutoAttack, "
+             "calibrated, pts [95 % CI] | checks |", "|" + "---|" * 12]
     for name, r in summary.items():
         s = len(r["seeds"])
         lines.append(
             f"| {name} | {r['selector']} | {r['fraction']:g} | {r['miner']} | {r['attack']} | "
-            f"{_pct(r['clean_acc'], s)} | {_pct(r['pgd_acc'], s)} ({r['n_pgd']}) | "
-            f"{_pct(r['autoattack_acc'], s)} ({r['n_autoattack']}) | "
+            f"{_budget(r)} | {_pct(r['clean_acc'], s)} | {_pct(r['pgd_acc'], s)} ({r['n_pgd']}) "
+            f"| {_pct(r['autoattack_acc'], s)} ({r['n_autoattack']}) | "
             f"{_fmt_delta(r['delta_pgd'])} | {_fmt_delta(r['delta_calibrated'])} | "
-            f"{r['passes']:,} | {r['seconds']:.0f} | {r['speedup_passes']:.2f}× | "
-            f"{r['speedup_seconds']:.2f}× | {r['beats_random'] or '–'} | "
             f"{', '.join(r['checks_failed']) or 'ok'} |")
     if clean:
         evs = [c["eval"] for c in clean.values()]
@@ -347,18 +482,42 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
         failed = sorted({f for e in evs for f in e.get("checks_failed", [])})
         aa = (_stat([e["autoattack_acc"] for e in evs]) if evs[0].get("n_autoattack")
               else None)
-        lines.append(f"| clean-trained (warm-up only) | – | – | – | none | "
+        lines.append(f"| clean-trained (warm-up only) | – | – | – | none | – | "
                      f"{_pct(_stat([e['clean_acc'] for e in evs]), s)} | "
                      f"{_pct(_stat([e['pgd_acc'] for e in evs]), s)} ({evs[0]['n_pgd']}) | "
-                     f"{_pct(aa, s)} ({evs[0].get('n_autoattack', 0)}) | – | – | – | – | – | "
-                     f"– | – | {', '.join(failed) or 'ok'} |")
+                     f"{_pct(aa, s)} ({evs[0].get('n_autoattack', 0)}) | – | – | "
+                     f"{', '.join(failed) or 'ok'} |")
+    target = first["to_target"]["target"]
+    lines += ["", f"| method | passes | train s | speed-up at equal epochs (passes / s) | "
+              f"effective speed-up, passes [95 % CI] | effective speed-up, s | vs full-data "
+              f"frontier | vs random at equal cost (Δ, pts) | to val {pgd_name.split('-')[0]}-10 "
+              f"≥ {100 * target:.1f} % (passes / s) |", "|" + "---|" * 9]
+    for name, r in summary.items():
+        sp, ss = r["effective_speedup"], r["effective_speedup_seconds"]
+        lines.append(
+            f"| {name} | {r['passes']:,} | {r['seconds']:.0f} | {r['speedup_passes']:.2f}× / "
+            f"{r['speedup_seconds']:.2f}× | {sp['text'] if sp else '–'} | "
+            f"{ss['text'].split(' [')[0] if ss else '–'} | "
+            f"{('frontier run' if r['frontier'] else sp['position']) if sp else '–'} | "
+            f"{_vs_random_text(r)} | {_target_text(r)} |")
     seeds = first["seeds"]
+    frontier = [n for n, r in summary.items() if r["frontier"]]
     lines += ["", f"Seeds: {', '.join(map(str, seeds))} (± is the std over seeds). "
               f"{first['pgd_label']} on {first['n_pgd']} test examples; "
               f"{first['autoattack_label'] or 'no AutoAttack'} on the first "
               f"{first['n_autoattack']}. Δ intervals are paired over the same test examples"
               + (" and over seeds" if len(seeds) > 1 else "") + "; the calibrated Δ corrects "
-              "the PGD Δ by the AutoAttack−PGD gap measured on the AutoAttack subset.", "",
+              "the PGD Δ by the AutoAttack−PGD gap measured on the AutoAttack subset. "
+              f"Budget: the share of {baseline}'s passes a run was given (its schedule annealed "
+              f"to it), or `epochs` for train.epochs epochs. Full-data frontier: "
+              f"{', '.join(frontier)} ({baseline} at other budgets); effective speed-up = the "
+              f"passes (or seconds) at which the frontier reaches a run's {pgd_name} accuracy "
+              "÷ the run's own, interpolated in log-cost, ≤/≥ where it lies outside the "
+              "frontier's budgets; interval: bootstrap over test examples"
+              + (" and seeds" if len(seeds) > 1 else "") + ". Random at equal cost: a "
+              "random-selection run within ±10 % of the passes, compared by the calibrated Δ. "
+              f"Time to target: first epoch whose validation PGD-10 accuracy reaches {baseline}'s "
+              "final one minus `eval.target_drop`.", "",
               "| target | method | measured | verdict |", "|---|---|---|---|"]
     lines += [f"| {t['target']} | {t['method'] or '–'} | {t['measured']} | {t['verdict']} |"
               for t in goal]
@@ -388,6 +547,12 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     fx, fy = zip(*(points[n] for n in front), strict=True)
     ax.step(fx, fy, where="post", c="tab:red", lw=1, alpha=0.7, label="Pareto front")
+    frontier = sorted((points[n] for n, r in summary.items() if r.get("frontier")))
+    if len(frontier) >= 2:
+        gx, gy = zip(*frontier, strict=True)
+        ax.plot(gx, gy, c="tab:gray", lw=1.5, ls="--", zorder=2,
+                label="full-data frontier (budgets)")
+        ax.set_xscale("log")
     ax.set_xlabel("relative training cost (example-passes ÷ full)")
     calibrated = next(iter(summary.values()))["robust_calibrated"] is not None
     ax.set_ylabel("AutoAttack accuracy, calibrated (%)" if calibrated else
@@ -401,9 +566,27 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
 
 
+def curves(runs: dict[str, dict[int, dict[str, Any]]]) -> str:
+    """Per-epoch validation accuracy of every run against cumulative passes and seconds, one
+    CSV (long format, a ``run`` column) for ``dvc plots``: one overlay per axis."""
+    out = io.StringIO()
+    out.write(",".join(CURVE_COLUMNS) + "\n")
+    for name, by_seed in runs.items():
+        for seed, run in sorted(by_seed.items()):
+            objective = run["train"]["settings"]["objective"]["name"]
+            for i, row in enumerate(run["train"].get("history", [])):
+                values = [f"{name}-{seed}", name, seed, objective, row.get("epoch", i + 1),
+                          row.get("cum_passes", ""), row.get("cum_seconds", ""),
+                          row.get("val_pgd_acc", ""), row.get("val_clean_acc", "")]
+                out.write(",".join(str(v) for v in values) + "\n")
+    return out.getvalue()
+
+
 def report(params: Params, metrics_dir: Path, examples_dir: Path, baseline: str,
-           summary_out: Path, table_out: Path, plot_out: Path | None) -> dict[str, Any]:
-    """Write the summary JSON, the markdown table and the Pareto plot (inputs checked first)."""
+           summary_out: Path, table_out: Path, plot_out: Path | None,
+           curves_out: Path | None = None) -> dict[str, Any]:
+    """Write the summary JSON, the markdown tables, the Pareto plot with the full-data frontier
+    and the curves CSV (inputs checked first)."""
     if not params.methods:
         raise InputError("methods: no methods defined in params; nothing to report")
     runs, clean = collect(params, metrics_dir, examples_dir)
@@ -418,7 +601,9 @@ def report(params: Params, metrics_dir: Path, examples_dir: Path, baseline: str,
                   "clean_acc", "pgd_acc", "autoattack_acc", "n_autoattack", "checks_failed")}
                   for s, c in clean.items()}}
     atomic_write_json(summary_out, result)
-    atomic_write_text(table_out, markdown(summary, clean, goal))
+    atomic_write_text(table_out, markdown(summary, clean, goal, baseline))
     if plot_out is not None:
         plot(summary, plot_out)
+    if curves_out is not None:
+        atomic_write_text(curves_out, curves(runs))
     return result

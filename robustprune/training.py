@@ -6,6 +6,14 @@ examples each epoch) and a :class:`BatchMiner` (how much attack each example in 
 :class:`Observer` s see every training step's logits and change nothing (e.g. the forgetting
 counts the scoring stage ranks by).
 
+Length: ``optim.epochs`` epochs, or, given ``budget_passes``, as many epochs as it takes to spend
+that many example-passes (the last one cut short); the learning-rate schedule then runs on the
+share of the budget spent, so every budget ends annealed (budgeted training, Li et al. 2020).
+
+Catastrophic overfitting: an epoch whose validation PGD accuracy falls ``optim.co_drop`` below
+the best earlier epoch's is flagged in its history row (``collapsed``); with
+``optim.co_rollback`` training stops there and ends with the best epoch's weights.
+
 Resume: after every epoch the full state (model, optimiser, RNG streams, cost counters, history,
 selector, miner and observer state) is written atomically to ``checkpoint_dir``. A run killed at
 any point restarts from the last finished epoch and follows exactly the trajectory of an
@@ -15,6 +23,8 @@ state of its own.
 
 from __future__ import annotations
 
+import copy
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +98,7 @@ class TrainResult:
     history: list[dict[str, float]]
     cost: dict[str, float | int]
     final: dict[str, float] = field(default_factory=dict)
+    rolled_back_to: int | None = None
 
 
 @dataclass
@@ -106,6 +117,8 @@ class Trainer:
     checkpoint_dir: Path | None = None
     live_dir: Path | None = None
     observers: Sequence[Observer] = ()
+    budget_passes: int | None = None
+    full_epoch_passes: int | None = None  # one full-data epoch's passes (the budget's unit)
     log: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
     def __post_init__(self) -> None:
@@ -124,6 +137,9 @@ class Trainer:
         self.y_val = self.data.y_val[:n_val].to(self.device)
         self.val_attack = PGD(eps=self.attack.eps, alpha=self.attack.eps / 4, steps=10,
                               norm=self.attack.norm)
+        if self.budget_passes is not None and self.budget_passes <= 0:
+            raise ValueError(f"budget_passes = {self.budget_passes}: must be > 0 (or None)")
+        self.best: dict[str, Any] | None = None  # the best validation epoch: its weights
 
     # ---- resume state -------------------------------------------------------------------
     @property
@@ -138,7 +154,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "rng": rng,
                 "cost": self.meter.state_dict(), "history": history,
                 "selector": self.selector.state_dict(), "miner": self.miner.state_dict(),
-                "observers": [o.state_dict() for o in self.observers]}
+                "observers": [o.state_dict() for o in self.observers], "best": self.best}
 
     def _restore(self) -> tuple[int, list[dict[str, float]]]:
         path = self.checkpoint_path
@@ -158,6 +174,7 @@ class Trainer:
         self.miner.load_state_dict(state["miner"])
         for observer, saved in zip(self.observers, state["observers"], strict=True):
             observer.load_state_dict(saved)
+        self.best = state["best"]
         return int(state["epoch"]), list(state["history"])
 
     def discard_checkpoint(self) -> None:
@@ -168,11 +185,29 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------
     def _context(self, epoch: int) -> SelectionContext:
         return SelectionContext(
-            epoch=epoch, epochs=self.optim.epochs, model=self.counted, x_train=self.x_train,
+            epoch=epoch, epochs=self.planned_epochs, model=self.counted, x_train=self.x_train,
             y_train=self.y_train, num_classes=self.data.num_classes, objective=self.objective,
             attack=self.attack, meter=self.meter, seed=self.seed,
             batch_size=self.optim.batch_size, x_val=self.x_val, y_val=self.y_val,
             lr=self.optim.lr)
+
+    @property
+    def planned_epochs(self) -> int:
+        """The length epoch-based selector options (a warm start, a reselection period) plan
+        over: ``optim.epochs``, or with a budget the epochs full-data training takes to spend
+        it (so a coreset's warm start is a share of the budget, not of train.epochs)."""
+        if self.budget_passes is None or self.full_epoch_passes is None:
+            return self.optim.epochs
+        return max(1, math.ceil(self.budget_passes / self.full_epoch_passes - 1e-9))
+
+    def _progress(self, epoch: int, b: int, n_batches: int) -> float:
+        """Share of the run done before this step: of the pass budget, or of the epochs."""
+        if self.budget_passes is not None:
+            return min(self.meter.total_passes / self.budget_passes, 1.0)
+        return (epoch + b / n_batches) / self.optim.epochs
+
+    def _spent(self) -> bool:
+        return self.budget_passes is not None and self.meter.total_passes >= self.budget_passes
 
     def _epoch(self, epoch: int) -> dict[str, float]:
         self.model.eval()  # selectors score the inference-mode network, at every epoch
@@ -187,10 +222,9 @@ class Trainer:
         seen, lr = 0, self.optim.lr
         for b in range(n_batches):
             pos = order[b * bs:(b + 1) * bs]
-            if pos.numel() == 0:
+            if pos.numel() == 0 or self._spent():
                 break
-            t = (epoch + b / n_batches) / self.optim.epochs
-            lr = self.optim.lr * schedule(t)
+            lr = self.optim.lr * schedule(self._progress(epoch, b, n_batches))
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             with self.meter.in_phase("train"):
@@ -230,6 +264,25 @@ class Trainer:
         return {"val_clean_acc": clean.float().mean().item() if clean.numel() else 0.0,
                 "val_pgd_acc": robust.float().mean().item() if robust.numel() else 0.0}
 
+    def _more(self, epoch: int) -> bool:
+        if self.budget_passes is not None:
+            return not self._spent()
+        return epoch < self.optim.epochs
+
+    def _check_collapse(self, epoch: int, row: dict[str, float]) -> bool:
+        """Flag the epoch (``collapsed``) when its validation PGD accuracy fell ``co_drop``
+        below the best earlier epoch's; remember the best epoch's weights for a rollback."""
+        acc = row["val_pgd_acc"]
+        best = None if self.best is None else float(self.best["val_pgd_acc"])
+        collapsed = best is not None and acc < best - self.optim.co_drop
+        row["collapsed"] = float(collapsed)
+        if best is None or acc > best:
+            self.best = {"epoch": epoch + 1, "val_pgd_acc": acc,
+                         "model": ({k: v.detach().clone() for k, v in
+                                    self.model.state_dict().items()}
+                                   if self.optim.co_rollback else None)}
+        return collapsed
+
     def run(self) -> TrainResult:
         start_epoch, history = self._restore()
         if start_epoch:
@@ -237,24 +290,58 @@ class Trainer:
         logger = EpochLogger(self.live_dir)
         for row in history:
             logger.log(row)
+        stop = bool(history) and self.optim.co_rollback and bool(history[-1]["collapsed"])
         try:
-            for epoch in range(start_epoch, self.optim.epochs):
-                before = self.meter.total_seconds
+            epoch = start_epoch
+            while not stop and self._more(epoch):
+                before, spent = self.meter.total_seconds, self.meter.total_passes
                 row = self._epoch(epoch)
+                if self.meter.total_passes == spent:  # cannot happen with a non-empty selection
+                    raise RuntimeError(f"epoch {epoch + 1} spent no passes: the selector chose "
+                                       "no examples, so the budget would never be reached")
                 row["epoch_seconds"] = round(self.meter.total_seconds - before, 3)
                 row.update(self._validate())
                 row["cum_seconds"] = round(self.meter.total_seconds, 3)
                 row["cum_passes"] = float(self.meter.total_passes)
+                stop = self._check_collapse(epoch, row) and self.optim.co_rollback
                 history.append(row)
                 logger.log(row)
                 self.log(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
+                epoch += 1
                 if self.checkpoint_path is not None:
-                    atomic_torch_save(self._state(epoch + 1, history), self.checkpoint_path)
+                    atomic_torch_save(self._state(epoch, history), self.checkpoint_path)
         finally:
             logger.close()
+        rolled_back_to = None
+        if stop and self.best is not None:
+            self.model.load_state_dict(self.best["model"])
+            rolled_back_to = int(self.best["epoch"])
+            self.log(f"catastrophic overfitting at epoch {epoch}: rolled back to epoch "
+                     f"{rolled_back_to}")
         self.model.eval()
-        final = history[-1] if history else self._validate()
-        return TrainResult(history=history, cost=self.meter.summary(), final=final)
+        final = (history[rolled_back_to - 1] if rolled_back_to else
+                 history[-1] if history else self._validate())
+        return TrainResult(history=history, cost=self.meter.summary(), final=final,
+                           rolled_back_to=rolled_back_to)
+
+
+def passes_per_example(model: nn.Module, objective: Objective, attack: Attack,
+                       x: torch.Tensor, y: torch.Tensor) -> float:
+    """Example-passes one full-data training step spends per example with this objective and
+    attack (no miner, no selection), counted by running it once on a copy of ``model`` with its
+    own meter: the unit of a pass budget, exact for any objective and attack by construction.
+    The copy, its gradients and the RNG draws are thrown away."""
+    twin = copy.deepcopy(model)
+    meter = CostMeter(x.device)
+    counted = CountingModel(twin, meter)
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        twin.eval()
+        x_adv = BatchMiner().adversarial(counted, x, y, objective, attack, meter)
+        twin.train()
+        loss, _ = objective.loss_and_logits(counted, x, x_adv, y, None)
+        loss.backward()
+    return meter.total_passes / len(y)
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:

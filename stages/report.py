@@ -1,8 +1,11 @@
 """Stage report: the side-by-side table (metrics/summary.md, metrics/summary.json) of every
 method in `methods` over every seed in `seeds`: accuracies, paired differences vs --baseline
-(default: full) with 95 % intervals, speed-ups, failed checks and the target verdicts; and the
-plot of robust accuracy (with intervals) vs relative cost with the Pareto front
-(metrics/pareto.png). Reads the metrics and the per-example tables the other stages wrote.
+(default: full) with 95 % intervals, speed-ups at equal epochs and against the full-data
+frontier (the baseline at other budgets), random selection at equal cost, time to a validation
+target, failed checks and the target verdicts; the plot of robust accuracy (with intervals) vs
+relative cost with the Pareto front and the frontier (metrics/pareto.png); and every run's
+validation curve vs passes and seconds (metrics/curves.csv, for `dvc plots`). Reads the metrics
+and the per-example tables the other stages wrote.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--summary", type=Path, default=Path("metrics/summary.json"))
     p.add_argument("--table", type=Path, default=Path("metrics/summary.md"))
     p.add_argument("--plot", type=Path, default=Path("metrics/pareto.png"))
+    p.add_argument("--curves", type=Path, default=Path("metrics/curves.csv"))
     args = p.parse_args(argv)
     return cli.run(lambda: report.report(load_params(args.params), args.metrics_dir,
                                          args.examples_dir, args.baseline, args.summary,
-                                         args.table, args.plot))
+                                         args.table, args.plot, args.curves))
 
 
 if __name__ == "__main__":

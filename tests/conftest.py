@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("dvc.yaml", ".dvcignore", ".gitignore", "stages", "robustprune", ".dvc/config",
-           ".dvc/.gitignore")
+PROJECT = ("dvc.yaml", ".dvcignore", ".gitignore", "stages", "robustprune", "plots",
+           ".dvc/config", ".dvc/.gitignore")
 
 
 def copy_project(dest: Path) -> Path:

@@ -14,19 +14,20 @@ import yaml
 
 from tests.conftest import ROOT, copy_project, tiny_params
 
-METHODS = {"full": {}, "random-online": {"selector": "random-online", "fraction": 0.5},
+METHODS = {"full": {}, "full-50": {"budget": 0.5},
+           "random-online": {"selector": "random-online", "fraction": 0.5},
            "bullettrain": {"miner": "bullettrain"},
            "stack": {"selector": "prune", "fraction": 0.5, "miner": "bullettrain",
                      "attack": "fgsm-rs", "alpha": 0.125}}
 
 
-def _run(cmd: list[str], cwd: Path) -> str:
+def _run(cmd: list[str], cwd: Path, stdout_only: bool = False) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "COLUMNS": "1000"}  # dvc's tables are not cut
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}"
-    return res.stdout + res.stderr
+    return res.stdout if stdout_only else res.stdout + res.stderr
 
 
 def _project(tmp_path: Path, raw: dict) -> Path:
@@ -78,7 +79,12 @@ def test_readme_usage_commands_in_a_fresh_repo(tmp_path, tiny_npz):
     assert "metrics/train/random-online-0.json" in out["dvc metrics diff"]
     assert "dvc_plots" in out["dvc plots show"]
     assert json.loads(_run(["dvc", "metrics", "show", "--json"], repo))
-    assert "val_pgd_acc" in _run(["dvc", "plots", "show", "--json"], repo)
+    plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo, stdout_only=True))["data"]
+    assert "val_pgd_acc" in json.dumps(plots)
+    for axis in ("passes", "seconds"):  # the time-to-accuracy overlays, one line per run
+        spec = plots[f"robust accuracy vs {axis}"][0]["content"]
+        assert spec["encoding"]["color"]["field"] == "run"
+        assert {d["run"] for d in spec["data"]["values"]} == {f"{m}-0" for m in METHODS}
     assert "Running stage" not in _run(["dvc", "repro"], repo)
 
 
@@ -100,6 +106,17 @@ def _check_outputs(repo: Path) -> None:
     rows = summary["methods"]
     assert set(rows) == set(METHODS) and rows["full"]["speedup_passes"] == 1.0
     assert rows["random-online"]["speedup_passes"] == 2.0  # exactly half the examples
+    # the budget run spends half of full's passes (to within one batch) and is the frontier
+    budget = json.loads((metrics / "train" / "full-50-0.json").read_text())["budget_passes"]
+    assert budget == rows["full"]["passes"] // 2 <= rows["full-50"]["passes"]
+    assert [n for n, r in rows.items() if r["frontier"]] == ["full", "full-50"]
+    assert rows["random-online"]["effective_speedup"]["estimate"]["value"] > 0
+    assert rows["random-online"]["vs_random"] is None and rows["stack"]["to_target"]["of"] == 1
+    curves = (metrics / "curves.csv").read_text().splitlines()
+    epochs = {m: json.loads((metrics / "train" / f"{m}-0.json").read_text())["epochs"]
+              for m in METHODS}
+    assert epochs["full"] == 2 and epochs["full-50"] == 1  # half the passes: one epoch
+    assert curves[0].startswith("run,method,seed") and len(curves) == 1 + sum(epochs.values())
     stack_cost = json.loads((metrics / "train" / "stack-0.json").read_text())["cost"]
     score_cost = json.loads((metrics / "scoring" / "s0.json").read_text())["cost"]
     assert stack_cost["select_forward"] >= score_cost["forward_passes"] > 0  # scoring is paid

@@ -18,6 +18,8 @@ from robustprune.errors import InputError
 
 METHODS = {
     "full": {},
+    "full-50": {"budget": 0.5},
+    "full-25": {"budget": 0.25},
     "random-online": {"selector": "random-online", "fraction": 0.3},
     "score": {"selector": "prune", "fraction": 0.3},
     "bullettrain": {"miner": "bullettrain"},
@@ -29,8 +31,10 @@ METHODS = {
 # possible), and every paired delta is exactly the difference of the rates.
 MEASURED = {
     "full": (1_000_000, 400.0, 0.80, 0.70, 0.68),
+    "full-50": (500_000, 200.0, 0.79, 0.66, 0.64),
+    "full-25": (250_000, 100.0, 0.76, 0.60, 0.58),
     "random-online": (300_000, 100.0, 0.75, 0.60, 0.58),
-    "score": (500_000, 200.0, 0.74, 0.66, 0.64),
+    "score": (310_000, 200.0, 0.74, 0.66, 0.64),
     "bullettrain": (480_000, 210.0, 0.82, 0.699, 0.679),
     "stack": (100_000, 80.0, 0.70, 0.55, 0.50),
 }
@@ -55,9 +59,14 @@ def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int,
     for seed in seeds:
         for name, (passes, seconds, clean, pgd, aa) in measured.items():
             m = params_from_dict({"methods": METHODS}).method(name)
-            hist = [{"val_pgd_acc": v} for v in (history or {}).get(name, [0.5, 0.6])]
+            accs = (history or {}).get(name, [0.5, 0.6])
+            hist = [{"epoch": i + 1, "val_pgd_acc": v,
+                     "collapsed": float(v < max(accs[:i + 1]) - 0.2),
+                     "cum_passes": passes * (i + 1) / len(accs),
+                     "cum_seconds": seconds * (i + 1) / len(accs)} for i, v in enumerate(accs)]
             (metrics / "train" / f"{name}-{seed}.json").write_text(json.dumps(
                 {"settings": {"selector": m.selector, "fraction": m.fraction, "miner": m.miner,
+                              "budget": m.budget,
                               "attack": {"name": m.attack.name, "steps": m.attack.steps},
                               "objective": {"name": "pgd-at"}}, "history": hist,
                  "cost": {"passes": passes, "seconds": seconds + seed}}))
@@ -84,7 +93,8 @@ def _run(tmp_path: Path, methods: dict[str, Any] | None = None, seeds: tuple[int
     metrics, examples = _write(tmp_path, MEASURED if measured is None else measured, seeds,
                                history)
     return report.report(params, metrics, examples, "full", tmp_path / "summary.json",
-                         tmp_path / "summary.md", tmp_path / "pareto.png")
+                         tmp_path / "summary.md", tmp_path / "pareto.png",
+                         tmp_path / "curves.csv")
 
 
 def test_speedups_deltas_and_intervals_against_the_baseline(tmp_path: Path) -> None:
@@ -114,26 +124,83 @@ def test_speedups_deltas_and_intervals_against_the_baseline(tmp_path: Path) -> N
     assert rows["stack"]["attack"] == "fgsm-rs" and rows["score"]["attack"] == "pgd-10"
 
 
-def test_beats_random_is_a_verdict_from_the_interval(tmp_path: Path) -> None:
+def test_random_at_equal_cost_is_a_verdict_from_the_interval(tmp_path: Path) -> None:
     rows = _run(tmp_path)["methods"]
-    assert rows["score"]["beats_random"] == "met"        # +6 pts over random-online on 4 000
-    assert rows["stack"]["beats_random"] == "not met"    # −8 pts
-    assert rows["bullettrain"]["beats_random"] is None   # no random baseline at f = 1
-    assert rows["full"]["beats_random"] is None and rows["random-online"]["beats_random"] is None
-    close = dict(MEASURED, score=(500_000, 200.0, 0.74, 0.6005, 0.5805))
-    assert _run(tmp_path / "c", measured=close)["methods"]["score"]["beats_random"] == (
-        "inconclusive")
+    # score spends 310 k passes, random-online 300 k: within ±10 %, +6 pts on 4 000 examples
+    assert rows["score"]["vs_random"]["random"] == "random-online"
+    assert rows["score"]["vs_random"]["verdict"] == "met"
+    # no random run near 100 k (stack) or 480 k (bullettrain) passes: said, not guessed
+    for name in ("stack", "bullettrain"):
+        assert rows[name]["vs_random"]["random"] is None
+        assert rows[name]["vs_random"]["verdict"] is None
+    # random runs and the frontier are not compared with random
+    assert rows["random-online"]["vs_random"] is None and rows["full-25"]["vs_random"] is None
+    worse = dict(MEASURED, score=(290_000, 200.0, 0.74, 0.52, 0.50))
+    assert _run(tmp_path / "w", measured=worse)["methods"]["score"]["vs_random"][
+        "verdict"] == "not met"
+    close = dict(MEASURED, score=(310_000, 200.0, 0.74, 0.6005, 0.5805))
+    assert _run(tmp_path / "c", measured=close)["methods"]["score"]["vs_random"][
+        "verdict"] == "inconclusive"
+    far = dict(MEASURED, score=(340_000, 200.0, 0.74, 0.66, 0.64))  # 13 % dearer
+    assert _run(tmp_path / "f", measured=far)["methods"]["score"]["vs_random"][
+        "random"] is None
 
 
-def test_targets_get_met_not_met_or_inconclusive(tmp_path: Path) -> None:
-    goal = {t["method"]: t["verdict"] for t in _run(tmp_path)["targets"]}
-    # bullettrain: 2.08x passes, delta -0.1 pt with a narrow interval above -1 pt
-    assert goal["bullettrain"] == "met"
-    assert goal["score"] == "not met"  # 2x passes < 2.5x
-    assert goal["stack"] == "not met"  # delta -13 pts
-    far = dict(MEASURED, bullettrain=(480_000, 210.0, 0.82, 0.69, 0.67))
-    verdict = {t["method"]: t["verdict"] for t in _run(tmp_path / "b", measured=far)["targets"]}
-    assert verdict["bullettrain"] == "inconclusive"  # -1 pt: the interval straddles the bound
+def test_effective_speedup_against_the_full_data_frontier(tmp_path: Path) -> None:
+    """Frontier: full at 250 k (60 %), 500 k (66 %), 1 M (70 %) passes, PGD-20."""
+    rows = _run(tmp_path)["methods"]
+    assert [n for n, r in rows.items() if r["frontier"]] == ["full", "full-50", "full-25"]
+    # score reaches 66 % with 310 k passes; the frontier needs 500 k
+    sp = rows["score"]["effective_speedup"]
+    assert sp["estimate"] == {"value": pytest.approx(500 / 310, abs=1e-4), "side": 0}
+    assert sp["low"]["value"] <= sp["estimate"]["value"] <= sp["high"]["value"]
+    assert rows["score"]["effective_speedup"]["position"] == "above"
+    # bullettrain 69.9 % at 480 k: log-cost interpolation between 500 k and 1 M
+    expected = 500_000 * 2 ** ((0.699 - 0.66) / 0.04) / 480_000
+    assert rows["bullettrain"]["effective_speedup"]["estimate"]["value"] == pytest.approx(
+        expected, rel=1e-3)
+    # random-online (60 % at 300 k) is no better than full's smallest budget: censored "≤"
+    ro = rows["random-online"]["effective_speedup"]
+    assert ro["estimate"] == {"value": pytest.approx(250 / 300, abs=1e-4), "side": -1}
+    assert ro["text"].startswith("≤0.83×") and ro["position"] != "above"
+    # a frontier point is on its own frontier
+    assert rows["full-50"]["effective_speedup"]["estimate"]["value"] == pytest.approx(1.0)
+    # seconds: the same interpolation on the frontier's seconds (100, 200, 400 s)
+    assert rows["score"]["effective_speedup_seconds"]["estimate"]["value"] == pytest.approx(
+        200 / 200, abs=1e-4)
+    assert rows["full"]["budget"] == 0.0 and rows["full-25"]["budget"] == 0.25
+
+
+def test_without_a_frontier_there_is_no_effective_speedup(tmp_path: Path) -> None:
+    methods = {k: v for k, v in METHODS.items() if not k.startswith("full-")}
+    measured = {k: v for k, v in MEASURED.items() if not k.startswith("full-")}
+    result = _run(tmp_path, methods=methods, measured=measured)
+    assert all(r["effective_speedup"] is None for r in result["methods"].values())
+    subset = next(t for t in result["targets"] if t["target"].startswith("best subset"))
+    assert subset["verdict"] == "inconclusive" and "no full-data frontier" in subset["measured"]
+
+
+def test_time_to_target_reads_the_validation_curves(tmp_path: Path) -> None:
+    """Target: full's final validation accuracy (0.6) − eval.target_drop (0.01)."""
+    history = {"score": [0.55, 0.595, 0.62], "stack": [0.4, 0.45], "bullettrain": [0.62, 0.63]}
+    rows = _run(tmp_path, history=history)["methods"]
+    assert rows["full"]["to_target"]["target"] == pytest.approx(0.59)
+    assert rows["full"]["to_target"]["passes"] == 1_000_000  # reached at its last epoch
+    assert rows["score"]["to_target"]["passes"] == round(310_000 * 2 / 3)
+    assert rows["bullettrain"]["to_target"]["passes"] == 240_000
+    assert rows["stack"]["to_target"] == {"target": pytest.approx(0.59), "reached": 0, "of": 1,
+                                          "passes": None, "seconds": None}
+    assert "| not reached |" in (tmp_path / "summary.md").read_text()
+
+
+def test_curves_csv_has_every_epoch_of_every_run(tmp_path: Path) -> None:
+    _run(tmp_path, seeds=(0, 1))
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert tuple(curves.columns) == report.CURVE_COLUMNS
+    assert len(curves) == len(METHODS) * 2 * 2  # methods x seeds x epochs
+    full = curves[curves["run"] == "full-1"]
+    assert full["passes"].tolist() == [500_000, 1_000_000]
+    assert full["val_pgd_acc"].tolist() == [0.5, 0.6]
 
 
 def test_seeds_are_aggregated(tmp_path: Path) -> None:
@@ -168,12 +235,18 @@ def test_outputs_table_and_plot(tmp_path: Path) -> None:
     result = _run(tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text()) == result
     table = (tmp_path / "summary.md").read_text().splitlines()
-    stack = next(line for line in table if line.startswith("| stack |"))
-    assert "| 10.00× |" in stack and "| not met |" in stack and "-15.00 [" in stack
+    stack = [line for line in table if line.startswith("| stack |")]
+    assert len(stack) == 2 and "-15.00 [" in stack[0]  # accuracy row, then cost row
+    assert "| 10.00× / 5.00× |" in stack[1] and "| no random run at this cost |" in stack[1]
     assert table[0].count("[95 % CI]") == 2
+    score = [line for line in table if line.startswith("| score |")][1]
+    assert "| 1.61× [" in score and "| above |" in score and "| met vs random-online (" in score
     assert any(line.startswith("| clean-trained (warm-up only) |") for line in table)
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert result["pareto_front"] == ["stack", "random-online", "bullettrain", "full"]
+    # full-25 and random-online tie on accuracy: the cheaper one is on the front
+    assert result["pareto_front"] == ["stack", "full-25", "score", "bullettrain", "full"]
+    full = [line for line in table if line.startswith("| full |")][1]
+    assert "| 1.00× [1.00×, 1.00×] |" in full and "| frontier run |" in full
 
 
 def test_missing_metrics_is_a_one_line_error_naming_the_stage(tmp_path: Path) -> None:

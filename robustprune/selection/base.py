@@ -76,6 +76,7 @@ class SubsetSelector:
     needs: ClassVar[tuple[str, ...]] = ()  # pipeline inputs, passed as keyword arguments
     uses_fraction: ClassVar[bool] = True  # False: trains on all data whatever the fraction
     needs_val: ClassVar[bool] = False  # selects against the validation split
+    random: ClassVar[bool] = False  # a random-selection baseline (what "beats random" means)
 
     def __init__(self, fraction: float = 1.0, seed: int = 0, options: Any = None) -> None:
         if not 0.0 < fraction <= 1.0:

@@ -18,6 +18,7 @@ from robustprune.selection.base import (
 
 class RandomStatic(SubsetSelector):
     name = "random"
+    random = True
 
     def select(self, ctx: SelectionContext) -> Selection:
         g = seeded_generator(self.seed, 0x5EED)
@@ -26,6 +27,7 @@ class RandomStatic(SubsetSelector):
 
 class RandomOnline(SubsetSelector):
     name = "random-online"
+    random = True
 
     def select(self, ctx: SelectionContext) -> Selection:
         g = seeded_generator(self.seed, 0x5EED, ctx.epoch + 1)

@@ -1,0 +1,221 @@
+"""The long regime: where does full-data robust training stop improving, and what do the
+selection methods buy there?
+
+    # 1. where `full` plateaus: final accuracy of full-data training annealed to E epochs
+    python benchmarks/long_regime.py plateau --epochs 4 8 16
+    # 2. the grid at the plateau length E: the full-data frontier (budgets), the methods, seeds
+    python benchmarks/long_regime.py grid --epochs 16 --objectives pgd-at trades --seeds 0 1 2 \
+        --methods full full-50 full-25 bullettrain prune stack
+
+Both phases train with the committed ``params.yaml`` (same data, split, warm-up, attack and
+optimiser) and change only what their arguments name: ``train.epochs``, the objective, the seed
+and the entries of ``methods`` (the named entries come from params.yaml or from :data:`EXTRA`).
+Every model is evaluated on the whole test set with PGD-20 (and the reference AutoAttack on the
+first ``--autoattack`` examples). Results go to ``benchmarks/results/long-regime.{json,md}``.
+
+Resumable at two levels: a finished run is stored in the JSON and skipped, and an interrupted
+run resumes from its last epoch checkpoint (``.cache/long-regime/checkpoints``). Timing is only
+meaningful when nothing else runs on the machine; pass counts always are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from robustprune import pipeline, report  # noqa: E402
+from robustprune.config import Params, params_from_dict  # noqa: E402
+from robustprune.selection import SELECTORS  # noqa: E402
+from robustprune.stats import paired_difference  # noqa: E402
+from robustprune.training import resolve_device  # noqa: E402
+
+EXTRA: dict[str, dict[str, Any]] = {
+    "full-50": {"budget": 0.5},
+    "full-25": {"budget": 0.25},
+    "random-online": {"selector": "random-online", "fraction": 0.3},
+    "prune": {"selector": "prune", "fraction": 0.3},
+    "gradmatch": {"selector": "coreset-gradmatch", "fraction": 0.3},
+    "stack": {"selector": "prune", "fraction": 0.3, "miner": "bullettrain",
+              "attack": "fgsm-rs", "alpha": 0.125},
+}
+"""Method entries the grid may name besides those in params.yaml (params.yaml wins)."""
+
+
+def run_params(base: dict[str, Any], epochs: int, objective: str, method: str,
+               n_autoattack: int) -> Params:
+    """The committed params with only the benchmark's knobs changed."""
+    raw = json.loads(json.dumps(base))
+    raw["train"]["epochs"] = epochs
+    raw["objective"]["name"] = objective
+    raw["eval"]["n_autoattack"] = n_autoattack
+    entries = {**EXTRA, **(raw.get("methods") or {})}
+    if method not in entries:
+        raise SystemExit(f"--methods: {method} is neither in params.yaml nor in EXTRA; "
+                         f"known: {', '.join(sorted(entries))}")
+    raw["methods"] = {method: entries[method]}
+    return params_from_dict(raw)
+
+
+def run_one(params: Params, method: str, seed: int, work: Path,
+            device: torch.device) -> dict[str, Any]:
+    """Warm-up (shared by every run of the seed), scoring when the selector needs it, training
+    and evaluation; returns the run's figures and its per-epoch validation curve."""
+    ck = work / "checkpoints"
+    data = work / "dataset.npz"
+    if not data.is_file():
+        pipeline.prepare(params, data)
+    warm, forgetting = work / f"warmup-s{seed}.pt", work / f"forgetting-s{seed}.pt"
+    if not warm.is_file():
+        pipeline.warmup(params, seed, data, warm, work / f"warmup-s{seed}.json", None, device,
+                        ck, forgetting_out=forgetting)
+    obj = params.objective.name
+    scores = work / f"scores-{obj}-s{seed}.parquet"
+    scores_json = scores.with_suffix(".json")
+    if "scores" in SELECTORS[params.method(method).selector].needs and not scores.is_file():
+        pipeline.scoring(params, seed, data, warm, forgetting, scores, scores_json, device)
+    tag = f"{obj}-e{params.train.epochs}-{method}-s{seed}"
+    model, train_json = work / f"{tag}.pt", work / f"train-{tag}.json"
+    eval_json = work / f"eval-{tag}.json"
+    tr = pipeline.train(params, seed, method, data, warm, model, train_json, None, device, ck,
+                        scores_path=scores, scores_metrics=scores_json)
+    examples = work / f"{tag}.parquet"
+    ev = pipeline.evaluate(params, seed, data, model, eval_json, examples, device, ck)
+    return {"objective": obj, "epochs": params.train.epochs, "method": method, "seed": seed,
+            "settings": tr["settings"], "clean_acc": ev["clean_acc"], "pgd_acc": ev["pgd_acc"],
+            "autoattack_acc": ev.get("autoattack_acc"), "n_autoattack": ev.get("n_autoattack", 0),
+            "n_pgd": ev["n_pgd"], "passes": tr["cost"]["passes"],
+            "train_seconds": tr["cost"]["seconds"], "examples": str(examples),
+            "train_json": str(train_json), "eval_json": str(eval_json),
+            "curve": [{k: row[k] for k in ("epoch", "cum_passes", "cum_seconds", "val_pgd_acc",
+                                           "val_clean_acc") if k in row}
+                      for row in tr["history"]],
+            "runtime": pipeline.runtime_info(device)}
+
+
+def _pgd_column(path: str) -> np.ndarray:
+    import pandas as pd
+
+    return pd.read_parquet(path)["pgd"].to_numpy()
+
+
+def plateau_table(runs: list[dict[str, Any]]) -> str:
+    """Final accuracy of `full` per epoch count, and the paired gain of each doubling."""
+    runs = sorted(runs, key=lambda r: r["epochs"])
+    lines = ["| objective | epochs | passes | train s | final val PGD-10 % (1 000) | test clean % "
+             "| test PGD-20 % (10 000) | Δ PGD-20 vs previous row, pts [95 % CI] |",
+             "|---|---|---|---|---|---|---|---|"]
+    previous: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        prev = previous.get(r["objective"])
+        delta = "–"
+        if prev is not None:
+            iv = paired_difference(_pgd_column(r["examples"]),
+                                   _pgd_column(prev["examples"]))
+            delta = f"{100 * iv.estimate:+.2f} [{100 * iv.low:+.2f}, {100 * iv.high:+.2f}]"
+        lines.append(f"| {r['objective']} | {r['epochs']} | {r['passes']:,} | "
+                     f"{r['train_seconds']:.0f} | {100 * r['curve'][-1]['val_pgd_acc']:.1f} | "
+                     f"{100 * r['clean_acc']:.2f} | {100 * r['pgd_acc']:.2f} | {delta} |")
+        previous[r["objective"]] = r
+    return "\n".join(lines)
+
+
+def grid_tables(results: dict[str, Any], epochs: int, params: Params) -> str:
+    """Per objective, the report's own tables (accuracy, cost and budget-matched speed-ups,
+    targets) over the grid's runs at ``epochs``, computed from the runs' metrics and
+    per-example tables exactly as the pipeline's report stage does."""
+    out = []
+    for objective in sorted({r["objective"] for r in results.values()}):
+        runs: dict[str, dict[int, dict[str, Any]]] = {}
+        for r in results.values():
+            if r["objective"] != objective or r["epochs"] != epochs:
+                continue
+            runs.setdefault(r["method"], {})[r["seed"]] = {
+                "train": json.loads(Path(r["train_json"]).read_text()),
+                "eval": json.loads(Path(r["eval_json"]).read_text()),
+                "examples": report._examples(Path(r["examples"]), "long_regime.py")}
+        if "full" not in runs:
+            continue
+        seeds = sorted(runs["full"])
+        runs = {m: {s: by[s] for s in seeds if s in by} for m, by in runs.items()
+                if all(s in by for s in seeds)}  # paired over the baseline's seeds
+        order = ["full", *sorted(m for m in runs if m.startswith("full-")),
+                 *sorted(m for m in runs if not m.startswith("full"))]
+        runs = {m: runs[m] for m in order}
+        summary = report.summarise(runs, {}, "full", params.eval)
+        out.append(f"## {objective}, {epochs} epochs\n\n"
+                   + report.markdown(summary, {}, report.targets(summary)))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("phase", choices=("plateau", "grid"))
+    p.add_argument("--epochs", type=int, nargs="+", default=[4, 8, 16])
+    p.add_argument("--objectives", nargs="+", default=["pgd-at"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--methods", nargs="+", default=["full"])
+    p.add_argument("--autoattack", type=int, default=0,
+                   help="reference AutoAttack on the first n test examples (0: PGD-20 only)")
+    p.add_argument("--note", default="", help="a sentence appended to the results (e.g. what "
+                   "else ran on the machine)")
+    p.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    p.add_argument("--work", type=Path, default=ROOT / ".cache" / "long-regime")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "long-regime")
+    args = p.parse_args(argv)
+    if args.phase == "plateau":
+        args.methods = ["full"]
+    base = yaml.safe_load(args.params.read_text())
+    device = resolve_device("auto")
+    args.work.mkdir(parents=True, exist_ok=True)
+    state = args.out.with_suffix(".json")
+    results: dict[str, Any] = json.loads(state.read_text()) if state.is_file() else {}
+    started = time.perf_counter()
+    for objective in args.objectives:
+        for epochs in args.epochs:
+            for method in args.methods:
+                for seed in args.seeds:
+                    key = f"{objective}/e{epochs}/{method}/s{seed}"
+                    if key in results:
+                        continue
+                    params = run_params(base, epochs, objective, method, args.autoattack)
+                    print(f"== {key}", flush=True)
+                    results[key] = run_one(params, method, seed, args.work, device)
+                    state.parent.mkdir(parents=True, exist_ok=True)
+                    state.write_text(json.dumps(results, indent=2) + "\n")
+    full = [r for r in results.values() if r["method"] == "full" and r["seed"] == 0]
+    grid = ""
+    if args.phase == "grid":
+        grid = (grid_tables(results, args.epochs[0], run_params(base, args.epochs[0],
+                                                                args.objectives[0], "full",
+                                                                args.autoattack))
+                + f"\nCommand: `python benchmarks/long_regime.py {' '.join(sys.argv[1:])}`; "
+                "runs with fewer seeds than `full` are left out of the paired tables.\n\n")
+    lengths = " ".join(str(e) for e in sorted({r["epochs"] for r in full}))
+    text = (f"# Long regime\n\n{grid}## Where full-data training plateaus\n\n"
+            f"{plateau_table(full)}\n\nCommand: `python benchmarks/long_regime.py plateau "
+            f"--epochs {lengths}` (seed 0) with the committed "
+            f"params.yaml (only `train.epochs` changes; the one-cycle schedule anneals to each "
+            f"length). Hardware of the last invocation: {platform.machine()}, "
+            f"{torch.get_num_threads()} threads, torch {torch.__version__}, CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}; it took "
+            f"{time.perf_counter() - started:.0f} s. {args.note}\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

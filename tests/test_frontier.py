@@ -1,0 +1,93 @@
+"""The full-data frontier's arithmetic: interpolation, censoring, bootstrap, verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from robustprune.frontier import (
+    Bound,
+    Resampled,
+    Speedup,
+    cost_to_reach,
+    effective_speedup,
+    first_reaching,
+)
+
+COSTS, ACCS = [100.0, 200.0, 400.0], [0.50, 0.60, 0.64]
+
+
+def test_cost_to_reach_interpolates_in_log_cost():
+    # halfway in accuracy between 200 and 400: the geometric mean of the costs
+    assert cost_to_reach(COSTS, ACCS, 0.62) == (pytest.approx(math.sqrt(200 * 400)), 0)
+    assert cost_to_reach(COSTS, ACCS, 0.60) == (200.0, 0)  # a budget itself: exact
+
+
+def test_cost_to_reach_is_censored_outside_the_budgets():
+    assert cost_to_reach(COSTS, ACCS, 0.45) == (100.0, -1)  # the smallest already does better
+    assert cost_to_reach(COSTS, ACCS, 0.70) == (400.0, 1)   # no budget trained gets there
+
+
+def test_a_dip_in_the_frontier_never_makes_accuracy_cheaper():
+    """More budget never buys less: the running maximum is interpolated."""
+    assert cost_to_reach(COSTS, [0.50, 0.66, 0.64], 0.65) == (
+        pytest.approx(100 * 2 ** (0.15 / 0.16)), 0)
+
+
+def test_cost_to_reach_rejects_unsorted_costs():
+    with pytest.raises(ValueError, match="ascending"):
+        cost_to_reach([200.0, 100.0], [0.5, 0.6], 0.55)
+
+
+def _nested(rates: dict[str, float], n: int = 2000, seeds: int = 1) -> dict[str, np.ndarray]:
+    u = np.random.default_rng(0).random(n)
+    return {k: np.stack([u < r] * seeds) for k, r in rates.items()}
+
+
+def test_effective_speedup_and_its_interval():
+    acc = Resampled(_nested({"f1": 0.50, "f2": 0.60, "f4": 0.64, "m": 0.62}), draws=400)
+    sp = effective_speedup([("f1", 100.0), ("f2", 200.0), ("f4", 400.0)], "m", 100.0, acc)
+    assert sp.estimate.side == 0
+    assert sp.estimate.value == pytest.approx(cost_to_reach(
+        COSTS, [acc.point[k] for k in ("f1", "f2", "f4")], acc.point["m"])[0] / 100.0)
+    assert sp.low.value < sp.estimate.value < sp.high.value
+    assert sp.verdict_at_least(1.5) == "met" and sp.verdict_at_least(4.5) == "not met"
+    # the same resamples for every model: deterministic and paired
+    again = Resampled(_nested({"f1": 0.50, "f2": 0.60, "f4": 0.64, "m": 0.62}), draws=400)
+    assert np.array_equal(again.draws["m"], acc.draws["m"])
+    assert np.all(acc.draws["f2"] <= acc.draws["m"])  # nested examples stay nested
+
+
+def test_seeds_widen_the_interval_when_they_disagree():
+    one = Resampled(_nested({"a": 0.6}, seeds=3), draws=300)
+    mats = _nested({"a": 0.6}, seeds=1)["a"]
+    spread = np.concatenate([mats, np.roll(mats, 7, axis=1) & (np.arange(mats.shape[1]) % 3
+                                                              > 0)[None], mats])
+    two = Resampled({"a": spread}, draws=300)
+    assert np.std(two.draws["a"]) > np.std(one.draws["a"])
+
+
+def test_censored_bounds_only_count_in_the_direction_they_bound():
+    below = Speedup(Bound(0.8, -1), Bound(0.8, -1), Bound(0.8, -1))
+    assert below.verdict_at_least(1.0) == "not met" and below.position() == "below"
+    assert str(below) == "≤0.80× [≤0.80×, ≤0.80×]"
+    above = Speedup(Bound(3.0, 1), Bound(2.6, 0), Bound(3.0, 1))
+    assert above.verdict_at_least(2.5) == "met" and above.position() == "above"
+    # "at least 2×" cannot say the 2.5× target is missed
+    assert Speedup(Bound(2.0, 1), Bound(2.0, 1), Bound(2.0, 1)).verdict_at_least(2.5) == (
+        "inconclusive")
+    # "at most 3×" cannot say it is met
+    assert Speedup(Bound(3.0, -1), Bound(3.0, -1), Bound(3.0, -1)).verdict_at_least(2.5) == (
+        "inconclusive")
+    on = Speedup(Bound(1.1), Bound(0.9), Bound(1.3))
+    assert on.position() == "on" and on.verdict_at_least(1.0) == "inconclusive"
+
+
+def test_first_reaching_reads_cumulative_cost():
+    history = [{"epoch": 1, "val_pgd_acc": 0.4, "cum_passes": 10.0, "cum_seconds": 1.0},
+               {"epoch": 2, "val_pgd_acc": 0.55, "cum_passes": 20.0, "cum_seconds": 2.5},
+               {"epoch": 3, "val_pgd_acc": 0.5, "cum_passes": 30.0, "cum_seconds": 3.0}]
+    assert first_reaching(history, 0.5) == {"epoch": 2, "passes": 20.0, "seconds": 2.5}
+    assert first_reaching(history, 0.6) is None
