@@ -97,7 +97,6 @@ def run_one(params: Params, method: str, seed: int, work: Path,
             "autoattack_acc": ev.get("autoattack_acc"), "n_autoattack": ev.get("n_autoattack", 0),
             "n_pgd": ev["n_pgd"], "passes": tr["cost"]["passes"],
             "train_seconds": tr["cost"]["seconds"], "examples": str(examples),
-            "train_json": str(train_json), "eval_json": str(eval_json),
             "curve": [{k: row[k] for k in ("epoch", "cum_passes", "cum_seconds", "val_pgd_acc",
                                            "val_clean_acc") if k in row}
                       for row in tr["history"]],
@@ -141,9 +140,11 @@ def grid_tables(results: dict[str, Any], epochs: int, params: Params) -> str:
         for r in results.values():
             if r["objective"] != objective or r["epochs"] != epochs:
                 continue
+            tag = Path(r["examples"]).stem
+            work = Path(r["examples"]).parent
             runs.setdefault(r["method"], {})[r["seed"]] = {
-                "train": json.loads(Path(r["train_json"]).read_text()),
-                "eval": json.loads(Path(r["eval_json"]).read_text()),
+                "train": json.loads((work / f"train-{tag}.json").read_text()),
+                "eval": json.loads((work / f"eval-{tag}.json").read_text()),
                 "examples": report._examples(Path(r["examples"]), "long_regime.py")}
         if "full" not in runs:
             continue
@@ -168,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=["full"])
     p.add_argument("--autoattack", type=int, default=0,
                    help="reference AutoAttack on the first n test examples (0: PGD-20 only)")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rewrite the results from the runs finished so far")
     p.add_argument("--note", default="", help="a sentence appended to the results (e.g. what "
                    "else ran on the machine)")
     p.add_argument("--params", type=Path, default=ROOT / "params.yaml")
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             for method in args.methods:
                 for seed in args.seeds:
                     key = f"{objective}/e{epochs}/{method}/s{seed}"
-                    if key in results:
+                    if key in results or args.report_only:
                         continue
                     params = run_params(base, epochs, objective, method, args.autoattack)
                     print(f"== {key}", flush=True)

@@ -46,4 +46,9 @@ dvc exp run -n seeds -S 'seeds=[0,1,2]'
 python benchmarks/record.py seeds --wall $((SECONDS - start))
 git checkout -- params.yaml dvc.lock && dvc checkout
 python benchmarks/seed_spread.py --seeds 1 2 --methods full
+# the long regime: where full-data training plateaus, then the frontier and the methods there
+# (hours on a 2-core CPU; both resume where they stopped)
+python benchmarks/long_regime.py plateau --epochs 4 8 16
+python benchmarks/long_regime.py grid --epochs 16 --objectives pgd-at trades --seeds 0 1 2 \
+  --methods full full-50 full-25 bullettrain stack random-online prune
 dvc exp show --only-changed
