@@ -203,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         grid = (grid_tables(results, args.epochs[0], run_params(base, args.epochs[0],
                                                                 args.objectives[0], "full",
                                                                 args.autoattack))
-                + f"\nCommand: `python benchmarks/long_regime.py {' '.join(sys.argv[1:])}`; "
+                + f"\nCommand: `python benchmarks/long_regime.py grid --epochs {args.epochs[0]} "
+                f"--objectives {' '.join(args.objectives)} --seeds "
+                f"{' '.join(map(str, args.seeds))} --methods {' '.join(args.methods)} "
+                f"--autoattack {args.autoattack}`; "
                 "runs with fewer seeds than `full` are left out of the paired tables.\n\n")
     lengths = " ".join(str(e) for e in sorted({r["epochs"] for r in full}))
     text = (f"# Long regime\n\n{grid}## Where full-data training plateaus\n\n"
