@@ -92,6 +92,28 @@ def run_one(params: Params, method: str, seed: int, work: Path,
                         scores_path=scores, scores_metrics=scores_json)
     examples = work / f"{tag}.parquet"
     ev = pipeline.evaluate(params, seed, data, model, eval_json, examples, device, ck)
+    return _result(params, method, seed, tr, ev, examples, device)
+
+
+def add_autoattack(result: dict[str, Any], params: Params, work: Path,
+                   device: torch.device) -> dict[str, Any]:
+    """Re-evaluate a finished run's model with the reference AutoAttack on the first
+    ``params.eval.n_autoattack`` test examples. The other tiers are recomputed with the same
+    seed and give the same figures (evaluation is deterministic on one machine)."""
+    tag = Path(result["examples"]).stem
+    examples = work / f"{tag}.parquet"
+    ev = pipeline.evaluate(params, result["seed"], work / "dataset.npz", work / f"{tag}.pt",
+                           work / f"eval-{tag}.json", examples, device, work / "checkpoints")
+    if ev["pgd_acc"] != result["pgd_acc"]:
+        raise SystemExit(f"{tag}: PGD-20 changed on re-evaluation ({result['pgd_acc']} -> "
+                         f"{ev['pgd_acc']}); the model or the machine differs from the run's")
+    tr = json.loads((work / f"train-{tag}.json").read_text())
+    return _result(params, result["method"], result["seed"], tr, ev, examples, device)
+
+
+def _result(params: Params, method: str, seed: int, tr: dict[str, Any], ev: dict[str, Any],
+            examples: Path, device: torch.device) -> dict[str, Any]:
+    obj = params.objective.name
     return {"objective": obj, "epochs": params.train.epochs, "method": method, "seed": seed,
             "settings": tr["settings"], "clean_acc": ev["clean_acc"], "pgd_acc": ev["pgd_acc"],
             "autoattack_acc": ev.get("autoattack_acc"), "n_autoattack": ev.get("n_autoattack", 0),
@@ -149,14 +171,20 @@ def grid_tables(results: dict[str, Any], epochs: int, params: Params) -> str:
         if "full" not in runs:
             continue
         seeds = sorted(runs["full"])
-        runs = {m: {s: by[s] for s in seeds if s in by} for m, by in runs.items()
-                if all(s in by for s in seeds)}  # paired over the baseline's seeds
-        order = ["full", *sorted(m for m in runs if m.startswith("full-")),
-                 *sorted(m for m in runs if not m.startswith("full"))]
-        runs = {m: runs[m] for m in order}
-        summary = report.summarise(runs, {}, "full", params.eval)
-        out.append(f"## {objective}, {epochs} epochs\n\n"
-                   + report.markdown(summary, {}, report.targets(summary)))
+        # paired over the baseline's seeds: the methods run with all of them, then (when some
+        # ran with fewer) every method on the first seed alone
+        tables = [(seeds, {m: {s: by[s] for s in seeds} for m, by in runs.items()
+                           if all(s in by for s in seeds)})]
+        if len(seeds) > 1 and len(tables[0][1]) < len(runs):
+            tables.append(([seeds[0]], {m: {seeds[0]: by[seeds[0]]} for m, by in runs.items()
+                                        if seeds[0] in by}))
+        for used, chosen in tables:
+            order = ["full", *sorted(m for m in chosen if m.startswith("full-")),
+                     *sorted(m for m in chosen if not m.startswith("full"))]
+            summary = report.summarise({m: chosen[m] for m in order}, {}, "full", params.eval)
+            out.append(f"## {objective}, {epochs} epochs, seed{'s' if len(used) > 1 else ''} "
+                       f"{', '.join(map(str, used))}\n\n"
+                       + report.markdown(summary, {}, report.targets(summary)))
     return "\n".join(out)
 
 
@@ -169,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=["full"])
     p.add_argument("--autoattack", type=int, default=0,
                    help="reference AutoAttack on the first n test examples (0: PGD-20 only)")
+    p.add_argument("--autoattack-methods", nargs="+", default=None,
+                   help="the methods whose models get the AutoAttack (default: every one); "
+                   "finished runs of these methods without it are re-evaluated")
     p.add_argument("--report-only", action="store_true",
                    help="only rewrite the results from the runs finished so far")
     p.add_argument("--note", default="", help="a sentence appended to the results (e.g. what "
@@ -190,11 +221,15 @@ def main(argv: list[str] | None = None) -> int:
             for method in args.methods:
                 for seed in args.seeds:
                     key = f"{objective}/e{epochs}/{method}/s{seed}"
-                    if key in results or args.report_only:
+                    n_aa = (args.autoattack if args.autoattack_methods is None
+                            or method in args.autoattack_methods else 0)
+                    done = results.get(key)
+                    if args.report_only or (done and done["n_autoattack"] >= n_aa):
                         continue
-                    params = run_params(base, epochs, objective, method, args.autoattack)
-                    print(f"== {key}", flush=True)
-                    results[key] = run_one(params, method, seed, args.work, device)
+                    params = run_params(base, epochs, objective, method, n_aa)
+                    print(f"== {key}{' (AutoAttack)' if done else ''}", flush=True)
+                    results[key] = (add_autoattack(done, params, args.work, device) if done
+                                    else run_one(params, method, seed, args.work, device))
                     state.parent.mkdir(parents=True, exist_ok=True)
                     state.write_text(json.dumps(results, indent=2) + "\n")
     full = [r for r in results.values() if r["method"] == "full" and r["seed"] == 0]
@@ -206,8 +241,11 @@ def main(argv: list[str] | None = None) -> int:
                 + f"\nCommand: `python benchmarks/long_regime.py grid --epochs {args.epochs[0]} "
                 f"--objectives {' '.join(args.objectives)} --seeds "
                 f"{' '.join(map(str, args.seeds))} --methods {' '.join(args.methods)} "
-                f"--autoattack {args.autoattack}`; "
-                "runs with fewer seeds than `full` are left out of the paired tables.\n\n")
+                f"--autoattack {args.autoattack}"
+                + (f" --autoattack-methods {' '.join(args.autoattack_methods)}"
+                   if args.autoattack_methods else "")
+                + "`; a method run with fewer seeds than `full` appears only in the first "
+                "seed's table.\n\n")
     lengths = " ".join(str(e) for e in sorted({r["epochs"] for r in full}))
     text = (f"# Long regime\n\n{grid}## Where full-data training plateaus\n\n"
             f"{plateau_table(full)}\n\nCommand: `python benchmarks/long_regime.py plateau "
