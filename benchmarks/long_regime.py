@@ -35,11 +35,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from robustprune import pipeline, report  # noqa: E402
+from robustprune import report  # noqa: E402
 from robustprune.config import Params, params_from_dict  # noqa: E402
-from robustprune.selection import SELECTORS  # noqa: E402
-from robustprune.stats import paired_difference  # noqa: E402
+from robustprune.corruptions import mean_corruption_error  # noqa: E402
+from robustprune.stats import paired_difference, paired_share_difference  # noqa: E402
 from robustprune.training import resolve_device  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from runs import clean_trained, corrupted_set, reevaluate, run_one  # noqa: E402
 
 EXTRA: dict[str, dict[str, Any]] = {
     "full-50": {"budget": 0.5},
@@ -49,6 +52,7 @@ EXTRA: dict[str, dict[str, Any]] = {
     "gradmatch": {"selector": "coreset-gradmatch", "fraction": 0.3},
     "stack": {"selector": "prune", "fraction": 0.3, "miner": "bullettrain",
               "attack": "fgsm-rs", "alpha": 0.125},
+    "bullettrain-r1": {"miner": "bullettrain", "robust_views": 1},
 }
 """Method entries the grid may name besides those in params.yaml (params.yaml wins)."""
 
@@ -66,63 +70,6 @@ def run_params(base: dict[str, Any], epochs: int, objective: str, method: str,
                          f"known: {', '.join(sorted(entries))}")
     raw["methods"] = {method: entries[method]}
     return params_from_dict(raw)
-
-
-def run_one(params: Params, method: str, seed: int, work: Path,
-            device: torch.device) -> dict[str, Any]:
-    """Warm-up (shared by every run of the seed), scoring when the selector needs it, training
-    and evaluation; returns the run's figures and its per-epoch validation curve."""
-    ck = work / "checkpoints"
-    data = work / "dataset.npz"
-    if not data.is_file():
-        pipeline.prepare(params, data)
-    warm, forgetting = work / f"warmup-s{seed}.pt", work / f"forgetting-s{seed}.pt"
-    if not warm.is_file():
-        pipeline.warmup(params, seed, data, warm, work / f"warmup-s{seed}.json", None, device,
-                        ck, forgetting_out=forgetting)
-    obj = params.objective.name
-    scores = work / f"scores-{obj}-s{seed}.parquet"
-    scores_json = scores.with_suffix(".json")
-    if "scores" in SELECTORS[params.method(method).selector].needs and not scores.is_file():
-        pipeline.scoring(params, seed, data, warm, forgetting, scores, scores_json, device)
-    tag = f"{obj}-e{params.train.epochs}-{method}-s{seed}"
-    model, train_json = work / f"{tag}.pt", work / f"train-{tag}.json"
-    eval_json = work / f"eval-{tag}.json"
-    tr = pipeline.train(params, seed, method, data, warm, model, train_json, None, device, ck,
-                        scores_path=scores, scores_metrics=scores_json)
-    examples = work / f"{tag}.parquet"
-    ev = pipeline.evaluate(params, seed, data, model, eval_json, examples, device, ck)
-    return _result(params, method, seed, tr, ev, examples, device)
-
-
-def add_autoattack(result: dict[str, Any], params: Params, work: Path,
-                   device: torch.device) -> dict[str, Any]:
-    """Re-evaluate a finished run's model with the reference AutoAttack on the first
-    ``params.eval.n_autoattack`` test examples. The other tiers are recomputed with the same
-    seed and give the same figures (evaluation is deterministic on one machine)."""
-    tag = Path(result["examples"]).stem
-    examples = work / f"{tag}.parquet"
-    ev = pipeline.evaluate(params, result["seed"], work / "dataset.npz", work / f"{tag}.pt",
-                           work / f"eval-{tag}.json", examples, device, work / "checkpoints")
-    if ev["pgd_acc"] != result["pgd_acc"]:
-        raise SystemExit(f"{tag}: PGD-20 changed on re-evaluation ({result['pgd_acc']} -> "
-                         f"{ev['pgd_acc']}); the model or the machine differs from the run's")
-    tr = json.loads((work / f"train-{tag}.json").read_text())
-    return _result(params, result["method"], result["seed"], tr, ev, examples, device)
-
-
-def _result(params: Params, method: str, seed: int, tr: dict[str, Any], ev: dict[str, Any],
-            examples: Path, device: torch.device) -> dict[str, Any]:
-    obj = params.objective.name
-    return {"objective": obj, "epochs": params.train.epochs, "method": method, "seed": seed,
-            "settings": tr["settings"], "clean_acc": ev["clean_acc"], "pgd_acc": ev["pgd_acc"],
-            "autoattack_acc": ev.get("autoattack_acc"), "n_autoattack": ev.get("n_autoattack", 0),
-            "n_pgd": ev["n_pgd"], "passes": tr["cost"]["passes"],
-            "train_seconds": tr["cost"]["seconds"], "examples": str(examples),
-            "curve": [{k: row[k] for k in ("epoch", "cum_passes", "cum_seconds", "val_pgd_acc",
-                                           "val_clean_acc") if k in row}
-                      for row in tr["history"]],
-            "runtime": pipeline.runtime_info(device)}
 
 
 def _pgd_column(path: str) -> np.ndarray:
@@ -152,7 +99,58 @@ def plateau_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def grid_tables(results: dict[str, Any], epochs: int, params: Params) -> str:
+def _eval_json(result: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation metrics a run's result points at (beside its per-example table)."""
+    ex = Path(result["examples"])
+    return json.loads(ex.with_name(f"eval-{ex.stem}.json").read_text())
+
+
+def objective_comparison(results: dict[str, Any], epochs: int) -> str:
+    """Each objective's ``full`` against the ``clean`` objective's ``full`` at the same epochs
+    (standard training, the same warm-up and data order): paired Δ of clean, PGD and mean
+    corruption accuracy over the seeds both have."""
+    by: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in results.values():
+        if r["epochs"] == epochs and r["method"] == "full":
+            by.setdefault(r["objective"], {})[r["seed"]] = r
+    if "clean" not in by or len(by) < 2:
+        return ""
+    lines = [f"## Each objective vs standard (clean) training, {epochs} epochs, method full\n",
+             "| objective | seeds | clean % | Δ clean vs clean-objective, pts [95 % CI] | "
+             "PGD-20 % | Δ PGD-20, pts [95 % CI] | corruption % | Δ corruption, pts "
+             "[95 % CI] | mCE vs clean-objective | passes ÷ clean's |", "|" + "---|" * 10]
+    for objective in sorted(set(by) - {"clean"}):
+        seeds = sorted(set(by[objective]) & set(by["clean"]))
+        if not seeds:
+            continue
+        ex = {o: [report._examples(Path(by[o][s]["examples"]), "long_regime.py")
+                  for s in seeds] for o in (objective, "clean")}
+        cells = []
+        for col in ("clean", "pgd"):
+            iv = report._difference(ex[objective], ex["clean"], col)
+            mean = np.mean([by[objective][s][f"{col}_acc"] for s in seeds])
+            cells += [f"{100 * mean:.2f}", report._fmt_delta(iv.as_dict() if iv else None)]
+        corr = "–", "–", "–"
+        if all("corruption" in e for e in ex[objective] + ex["clean"]):
+            evals = {o: [_eval_json(by[o][s]) for s in seeds] for o in (objective, "clean")}
+            copies = evals[objective][0]["n_corrupted_copies"]
+            pairs = [report._common(report._shares(a, copies), report._shares(b, copies))
+                     for a, b in zip(ex[objective], ex["clean"], strict=True)]
+            mce = np.mean([mean_corruption_error(a["corruption_grid"],
+                                                 b["corruption_grid"])["mce"]
+                           for a, b in zip(evals[objective], evals["clean"], strict=True)])
+            corr = (f"{100 * np.mean([by[objective][s]['corruption_acc'] for s in seeds]):.2f}",
+                    report._fmt_delta(paired_share_difference(pairs).as_dict()), f"{mce:.3f}")
+        ratio = (np.mean([by[objective][s]["passes"] for s in seeds])
+                 / np.mean([by["clean"][s]["passes"] for s in seeds]))
+        lines.append(f"| {objective} | {', '.join(map(str, seeds))} | {cells[0]} | {cells[1]} | "
+                     f"{cells[2]} | {cells[3]} | {corr[0]} | {corr[1]} | {corr[2]} | "
+                     f"{ratio:.2f}× |")
+    return "\n".join(lines) + "\n"
+
+
+def grid_tables(results: dict[str, Any], epochs: int, params: Params,
+                clean: dict[int, dict[str, Any]] | None = None) -> str:
     """Per objective, the report's own tables (accuracy, cost and budget-matched speed-ups,
     targets) over the grid's runs at ``epochs``, computed from the runs' metrics and
     per-example tables exactly as the pipeline's report stage does."""
@@ -181,10 +179,12 @@ def grid_tables(results: dict[str, Any], epochs: int, params: Params) -> str:
         for used, chosen in tables:
             order = ["full", *sorted(m for m in chosen if m.startswith("full-")),
                      *sorted(m for m in chosen if not m.startswith("full"))]
-            summary = report.summarise({m: chosen[m] for m in order}, {}, "full", params.eval)
+            base = {s: c for s, c in (clean or {}).items() if s in used}
+            summary = report.summarise({m: chosen[m] for m in order}, base, "full",
+                                       params.eval)
             out.append(f"## {objective}, {epochs} epochs, seed{'s' if len(used) > 1 else ''} "
                        f"{', '.join(map(str, used))}\n\n"
-                       + report.markdown(summary, {}, report.targets(summary)))
+                       + report.markdown(summary, base, report.targets(summary)))
     return "\n".join(out)
 
 
@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--autoattack-methods", nargs="+", default=None,
                    help="the methods whose models get the AutoAttack (default: every one); "
                    "finished runs of these methods without it are re-evaluated")
+    p.add_argument("--corruptions", type=int, default=0,
+                   help="also evaluate on the common corruptions of the first n test examples "
+                        "(and the clean-trained warm-up model, for mCE); 0: no corruptions")
     p.add_argument("--report-only", action="store_true",
                    help="only rewrite the results from the runs finished so far")
     p.add_argument("--note", default="", help="a sentence appended to the results (e.g. what "
@@ -216,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     state = args.out.with_suffix(".json")
     results: dict[str, Any] = json.loads(state.read_text()) if state.is_file() else {}
     started = time.perf_counter()
+    first = run_params(base, args.epochs[0], args.objectives[0], "full", args.autoattack)
+    corrupted = corrupted_set(first, args.work, args.corruptions)
     for objective in args.objectives:
         for epochs in args.epochs:
             for method in args.methods:
@@ -224,24 +229,29 @@ def main(argv: list[str] | None = None) -> int:
                     n_aa = (args.autoattack if args.autoattack_methods is None
                             or method in args.autoattack_methods else 0)
                     done = results.get(key)
-                    if args.report_only or (done and done["n_autoattack"] >= n_aa):
+                    if args.report_only or (done and done["n_autoattack"] >= n_aa and (
+                            corrupted is None or done.get("corrupted") == str(corrupted))):
                         continue
                     params = run_params(base, epochs, objective, method, n_aa)
-                    print(f"== {key}{' (AutoAttack)' if done else ''}", flush=True)
-                    results[key] = (add_autoattack(done, params, args.work, device) if done
-                                    else run_one(params, method, seed, args.work, device))
+                    print(f"== {key}{' (re-evaluated)' if done else ''}", flush=True)
+                    results[key] = (reevaluate(done, params, args.work, device, corrupted)
+                                    if done else run_one(params, method, seed, args.work,
+                                                         device, corrupted))
                     state.parent.mkdir(parents=True, exist_ok=True)
                     state.write_text(json.dumps(results, indent=2) + "\n")
     full = [r for r in results.values() if r["method"] == "full" and r["seed"] == 0]
     grid = ""
     if args.phase == "grid":
-        grid = (grid_tables(results, args.epochs[0], run_params(base, args.epochs[0],
-                                                                args.objectives[0], "full",
-                                                                args.autoattack))
+        clean = ({s: clean_trained(first, s, args.work, device, corrupted)
+                  for s in sorted({r["seed"] for r in results.values()})}
+                 if corrupted is not None else None)
+        grid = (grid_tables(results, args.epochs[0], first, clean)
+                + objective_comparison(results, args.epochs[0])
                 + f"\nCommand: `python benchmarks/long_regime.py grid --epochs {args.epochs[0]} "
                 f"--objectives {' '.join(args.objectives)} --seeds "
                 f"{' '.join(map(str, args.seeds))} --methods {' '.join(args.methods)} "
                 f"--autoattack {args.autoattack}"
+                + (f" --corruptions {args.corruptions}" if args.corruptions else "")
                 + (f" --autoattack-methods {' '.join(args.autoattack_methods)}"
                    if args.autoattack_methods else "")
                 + "`; a method run with fewer seeds than `full` appears only in the first "

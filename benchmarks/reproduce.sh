@@ -51,4 +51,11 @@ python benchmarks/seed_spread.py --seeds 1 2 --methods full
 python benchmarks/long_regime.py plateau --epochs 4 8 16
 python benchmarks/long_regime.py grid --epochs 16 --objectives pgd-at trades --seeds 0 1 2 \
   --methods full full-50 full-25 bullettrain stack random-online prune
+python benchmarks/long_regime.py grid --epochs 16 --objectives pgd-at trades --seeds 0 1 2 \
+  --methods full full-50 full-25 bullettrain stack random-online prune --autoattack 200 \
+  --autoattack-methods full bullettrain stack
+# common corruptions: AugMix, BulletTrain for AugMix and standard training (three seeds), and
+# what the corruption benchmark costs on the whole test set
+python benchmarks/augmix.py --seeds 0 1 2
+python benchmarks/corruption_cost.py
 dvc exp show --only-changed

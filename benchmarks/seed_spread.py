@@ -34,9 +34,11 @@ import torch  # noqa: E402
 
 from robustprune import pipeline  # noqa: E402
 from robustprune.config import load_params  # noqa: E402
-from robustprune.selection import SELECTORS  # noqa: E402
 from robustprune.stats import mean_std  # noqa: E402
 from robustprune.training import resolve_device  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import runs  # noqa: E402
 
 FIGURES = ("clean_acc", "pgd_acc", "autoattack_acc")
 
@@ -44,30 +46,14 @@ FIGURES = ("clean_acc", "pgd_acc", "autoattack_acc")
 def run_one(params_path: Path, method: str, seed: int, work: Path, n_autoattack: int,
             device: torch.device) -> dict[str, float]:
     """Warm-up, scoring (only for selectors that need the scores), training and evaluation of
-    one seed."""
+    one seed (:func:`runs.run_one`), reduced to the reported figures."""
     params = load_params(params_path)
     params = dataclasses.replace(params, eval=dataclasses.replace(params.eval,
                                                                   n_autoattack=n_autoattack))
-    data = work / "dataset.npz"
-    if not data.is_file():
-        pipeline.prepare(params, data)
-    ck = work / "checkpoints"
-    warm = work / f"warmup-s{seed}.pt"
-    forgetting = work / f"forgetting-s{seed}.pt"
-    if not warm.is_file():
-        pipeline.warmup(params, seed, data, warm, work / f"warmup-s{seed}.json", None, device,
-                        ck, forgetting_out=forgetting)
-    scores = work / f"scores-s{seed}.parquet"
-    if "scores" in SELECTORS[params.method(method).selector].needs and not scores.is_file():
-        pipeline.scoring(params, seed, data, warm, forgetting, scores,
-                         work / f"score-s{seed}.json", device)
-    model = work / f"{method}-{seed}.pt"
-    trained = pipeline.train(params, seed, method, data, warm, model,
-                             work / f"train-{method}-{seed}.json", None, device, ck,
-                             scores_path=scores, scores_metrics=work / f"score-s{seed}.json")
-    ev = pipeline.evaluate(params, seed, data, model, work / f"eval-{method}-{seed}.json",
-                           work / f"{method}-{seed}.parquet", device, ck)
-    return figures(ev, trained)
+    r = runs.run_one(params, method, seed, work, device)
+    return {**{k: r[k] for k in FIGURES if r.get(k) is not None}, "n_pgd": r["n_pgd"],
+            "n_autoattack": r["n_autoattack"], "val_pgd_acc": r["val_pgd_acc"],
+            "train_seconds": r["train_seconds"], "passes": r["passes"]}
 
 
 def figures(ev: dict[str, Any], tr: dict[str, Any]) -> dict[str, float]:

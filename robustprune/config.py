@@ -23,6 +23,7 @@ import yaml
 from robustprune.attacks import ATTACKS, NORMS
 from robustprune.augmentations import AUGMENTS
 from robustprune.data import DATASETS
+from robustprune.data.corrupted import CIFAR_C, CORRUPTED_SOURCES
 from robustprune.errors import ConfigError
 from robustprune.models import ARCHS
 from robustprune.objectives import OBJECTIVES
@@ -68,7 +69,13 @@ class AttackConfig:
 @dataclass(frozen=True)
 class ObjectiveConfig:
     name: str = _p("pgd-at", choices=OBJECTIVES.names)
-    beta: float = _p(6.0, lo=0.0)
+    beta: float = _p(6.0, lo=0.0, doc="trades / mart robust-term weight")
+    jsd_lambda: float = _p(12.0, lo=0.0, doc="augmix: weight of the Jensen-Shannon term")
+    mix_severity: int = _p(3, lo=1, hi=10, doc="augmix: strength of each operation")
+    mix_width: int = _p(3, lo=1, doc="augmix: augmentation chains mixed into a view")
+    mix_depth: int = _p(-1, lo=-1, doc="augmix: operations per chain; -1 = random 1-3")
+    mix_alpha: float = _p(1.0, lo=0.0, lo_open=True, doc="augmix: Dirichlet/Beta parameter")
+    mix_views: int = _p(2, lo=1, doc="augmix: augmented views per example (the paper: 2)")
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,27 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """How the report stage presents the runs (no evaluation depends on it)."""
+
+    pareto_axis: str = _p("adversarial", choices=("adversarial", "corruption"),
+                          doc="the Pareto plot's robustness axis: AutoAttack-calibrated "
+                              "accuracy, or mean common-corruption accuracy")
+
+
+@dataclass(frozen=True)
+class CorruptionsConfig:
+    """The common-corruption test set every evaluation adds (the ``corrupt`` stage)."""
+
+    source: str = _p("generated", choices=CORRUPTED_SOURCES,
+                     doc="generated: the 15 corruptions x 5 severities made from the test set; "
+                         "cifar10-c / cifar100-c: the official archives")
+    n: int = _p(2000, lo=0, doc="first n test examples; 0 = all")
+    seed: int = _p(0, lo=0, doc="the generated corruptions' random draws")
+    path: str = _p("", doc="cifar*-c: directory holding the archive (default data/raw/<source>)")
+
+
+@dataclass(frozen=True)
 class Params:
     seeds: tuple[int, ...] = _p((0,), lo=0, doc="one training run per seed (warm-up init, data "
                                                 "order, attack starts, subset choice)")
@@ -164,6 +192,8 @@ class Params:
     train: OptimConfig = field(default_factory=OptimConfig)
     methods: dict[str, Method] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    corruptions: CorruptionsConfig = field(default_factory=CorruptionsConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def method(self, name: str) -> Method:
         """The resolved entry ``methods.<name>``."""
@@ -214,6 +244,13 @@ def _cross_checks(p: Params) -> None:
         raise ConfigError(f'data.path = "": required when data.name is {p.data.name}')
     if p.attack.norm == "linf" and p.attack.eps > 1.0:
         raise ConfigError(f"attack.eps = {p.attack.eps}: must be <= 1 for linf on [0,1] inputs")
+    if p.objective.mix_depth == 0:
+        raise ConfigError("objective.mix_depth = 0: must be -1 (random 1-3 per chain) or >= 1")
+    source = p.corruptions.source
+    if source in CIFAR_C and CIFAR_C[source].dataset != p.data.name:
+        raise ConfigError(f"corruptions.source = {source}: corrupts the "
+                          f"{CIFAR_C[source].dataset} test set, but data.name is {p.data.name} "
+                          "(use generated)")
     for name, m in p.methods.items():
         if m.budget and p.train.epochs == 0:
             raise ConfigError(f"train.epochs = 0: must be > 0 for methods.{name}.budget (the "

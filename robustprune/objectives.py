@@ -10,13 +10,22 @@ reference code:
 - MART (Wang et al.): ℓ = CE(f(x'), y) − log(1.0001 − p'_ŷ)
   + β·KL(p(x) ‖ p(x'))·(1.0000001 − p_y(x)), ŷ the most likely wrong class under x',
   x' maximises CE from x + 0.001·N(0, 1).
+- AugMix (Hendrycks et al. 2020): ℓ = CE(f(x), y) + λ·JS(p(x), p(x₁), p(x₂)), x₁ and x₂
+  AugMix views of x (no attack): the common-corruption objective. JS over k distributions is
+  (1/k)·Σᵢ KL(pᵢ ‖ M), M their mean, as in the reference code.
 - clean: ℓ = CE(f(x), y), no attack (warm-up).
+
+The training step asks an objective for its inputs with :meth:`Objective.training_inputs`:
+attacked inputs for the adversarial objectives, a :class:`Views` bundle for AugMix (whose
+number of views per example BulletTrain may lower). Selection and scoring use
+:meth:`Objective.adversarial`, one input per example (for AugMix its first view).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +56,8 @@ class Objective:
     gaussian_start: float | None = None  # std of the reference codes' N(0,1) start, or None
 
     needs_clean: bool = False  # whether the loss also looks at f(x)
+    uses_attack: ClassVar[bool] = False  # whether the training inputs come from the attack
+    views_based: ClassVar[bool] = False  # whether they are augmented views (:class:`Views`)
 
     @classmethod
     def from_params(cls, cfg: Any) -> Objective:
@@ -55,8 +66,8 @@ class Objective:
 
     @property
     def attacked(self) -> bool:
-        """Whether training takes its loss on attacked inputs (every registered objective)."""
-        return type(self) is not Objective
+        """Whether training takes its loss on attacked inputs (PGD-AT, TRADES, MART)."""
+        return self.uses_attack
 
     def attack_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LossFn:
         return cross_entropy_loss(y)
@@ -70,6 +81,13 @@ class Objective:
         if self.gaussian_start is not None and not attack.defines_start:
             delta = self.gaussian_start * torch.randn_like(x)
         return attack.perturb(model, x, self.attack_loss(model, x, y), delta)
+
+    def training_inputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        attack: Attack | None, views: torch.Tensor | None = None) -> Any:
+        """What the training step's loss is taken on: the attacked inputs (``attack`` None:
+        ``x`` itself). ``views`` is for view-based objectives (AugMix) and ignored here."""
+        del views
+        return x.detach() if attack is None else self.adversarial(model, x, y, attack)
 
     def logit_losses(self, logits_clean: torch.Tensor | None, logits_adv: torch.Tensor,
                      y: torch.Tensor) -> torch.Tensor:
@@ -100,6 +118,7 @@ class Objective:
 @dataclass(frozen=True)
 class PGDAT(Objective):
     name: str = "pgd-at"
+    uses_attack: ClassVar[bool] = True
 
     @classmethod
     def from_params(cls, cfg: Any) -> Objective:
@@ -114,6 +133,7 @@ class _KLRegularised(Objective):
     beta: float = 6.0
     gaussian_start: float | None = 0.001
     needs_clean: bool = True
+    uses_attack: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -150,8 +170,137 @@ class MART(_KLRegularised):
         return boosted + self.beta * kl * (1.0000001 - p_true)
 
 
-OBJECTIVES: Registry[type[Objective]] = Registry("objective.name", [PGDAT, TRADES, MART])
-"""The robust objectives (``objective.name``); the clean base class is the warm-up's."""
+def jensen_shannon(probs: list[torch.Tensor]) -> torch.Tensor:
+    """Per-example JS divergence of k >= 2 distributions [B, C]: (1/k)·Σᵢ KL(pᵢ ‖ M) with
+    M = mean pᵢ, M clamped to [1e-7, 1] before its log as in the AugMix reference code."""
+    log_m = torch.clamp(torch.stack(probs).mean(dim=0), 1e-7, 1.0).log()
+    return sum(F.kl_div(log_m, p, reduction="none").sum(dim=1) for p in probs) / len(probs)
+
+
+@dataclass(frozen=True)
+class Views:
+    """AugMix training inputs: up to V augmented views per example (x: [B, V, C, H, W]) and how
+    many of them each example uses (count: [B], 0…V; 0 = the clean cross-entropy alone).
+
+    Lazy form (``x`` and ``count`` None, ``decide`` given): the loss runs the clean forward
+    first, ``decide(clean logits, y)`` returns the counts, and only the views asked for are
+    made and forwarded (BulletTrain for AugMix categorises on that same forward)."""
+
+    x: torch.Tensor | None
+    count: torch.Tensor | None
+    decide: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class AugMixObjective(Objective):
+    """AugMix: each view is torchvision's ``v2.AugMix`` of the example (its own random chains
+    and Dirichlet/Beta mixing weights), with ``all_ops=False``, which leaves out the operations
+    that overlap the test corruptions (contrast, colour, brightness, sharpness), as the paper
+    does. The clean input and eager views go through the network in one forward (one
+    batch-norm batch, as in the reference code); lazy views (BulletTrain for AugMix) in a
+    second forward after the clean one. torchvision returns uint8 views (the mix truncated to
+    the 8-bit grid, as any 8-bit AugMix pipeline does)."""
+
+    name: str = "augmix"
+    jsd_lambda: float = 12.0
+    severity: int = 3
+    width: int = 3
+    depth: int = -1
+    alpha: float = 1.0
+    views: int = 2
+    needs_clean: bool = True
+    views_based: ClassVar[bool] = True
+
+    @classmethod
+    def from_params(cls, cfg: Any) -> Objective:
+        return cls(jsd_lambda=cfg.jsd_lambda, severity=cfg.mix_severity, width=cfg.mix_width,
+                   depth=cfg.mix_depth, alpha=cfg.mix_alpha, views=cfg.mix_views)
+
+    def augmenter(self) -> nn.Module:
+        from torchvision.transforms import v2
+
+        return v2.AugMix(severity=self.severity, mixture_width=self.width,
+                         chain_depth=self.depth, alpha=self.alpha, all_ops=False)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """One AugMix view of every example of a float [0,1] batch; the randomness comes from
+        torch's global generator, which the trainer seeds and checkpoints."""
+        aug = self.augmenter()
+        u8 = x.detach().mul(255.0).round_().to(torch.uint8).cpu()
+        out = torch.stack([aug(img) for img in u8])
+        return out.to(x.device).float().div_(255.0)
+
+    def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    attack: Attack) -> torch.Tensor:
+        """One view per example (what selection and scoring score the objective on)."""
+        return self.augment(x) if x.shape[0] else x.detach()
+
+    def training_inputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        attack: Attack | None, views: torch.Tensor | None = None) -> Views:
+        count = (torch.full((x.shape[0],), self.views, dtype=torch.long) if views is None
+                 else views.to(torch.long).cpu().clamp(0, self.views))
+        out = torch.zeros((x.shape[0], self.views, *x.shape[1:]), device=x.device)
+        for v in range(self.views):
+            need = count > v
+            if need.any():
+                out[need.to(x.device), v] = self.augment(x[need.to(x.device)])
+        return Views(out, count)
+
+    def logit_losses(self, logits_clean: torch.Tensor | None, logits_adv: torch.Tensor,
+                     y: torch.Tensor) -> torch.Tensor:
+        """Clean CE + λ·JS(clean, one view): the two-distribution form selection uses."""
+        assert logits_clean is not None
+        return (F.cross_entropy(logits_clean, y, reduction="none") + self.jsd_lambda
+                * jensen_shannon([F.softmax(logits_clean, 1), F.softmax(logits_adv, 1)]))
+
+    def losses(self, model: nn.Module, x: torch.Tensor, x_adv: Any,
+               y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example CE(clean) + λ·JS over the clean input and each example's views. Eager
+        views go through the network with the clean batch in one forward; lazy ones after it
+        (see :class:`Views`). The logits returned are on each example's first view (the clean
+        ones where it has none)."""
+        views = x_adv if isinstance(x_adv, Views) else Views(
+            x_adv[:, None], torch.ones(len(y), dtype=torch.long))
+        b = len(y)
+        if views.x is None:
+            assert views.decide is not None
+            logits_clean = model(x)
+            count = views.decide(logits_clean.detach(), y).to(x.device).clamp(0, self.views)
+            rows = [torch.nonzero(count > v).squeeze(1) for v in range(self.views)]
+            rows = [r for r in rows if len(r)]
+            made = [self.augment(x[r]) for r in rows]
+            view_logits = list(model(torch.cat(made)).split([len(r) for r in rows])) if made \
+                else []
+        else:
+            count = views.count.to(x.device)
+            rows = [torch.nonzero(count > v).squeeze(1) for v in range(views.x.shape[1])]
+            rows = [r for r in rows if len(r)]
+            logits = model(torch.cat([x, *(views.x[r, v] for v, r in enumerate(rows))]))
+            logits_clean = logits[:b]
+            view_logits = list(logits[b:].split([len(r) for r in rows]))
+        loss = F.cross_entropy(logits_clean, y, reduction="none")
+        p_clean = F.softmax(logits_clean, dim=1)
+        first = logits_clean.clone()
+        if rows:
+            first[rows[0]] = view_logits[0]
+        for k in range(1, len(rows) + 1):  # the examples with exactly k views
+            members = torch.nonzero(count == k).squeeze(1)
+            if len(members) == 0:
+                continue
+            probs = [p_clean[members]]
+            for v in range(k):
+                pos = torch.searchsorted(rows[v], members)
+                probs.append(F.softmax(view_logits[v][pos], dim=1))
+            loss = loss.index_add(0, members, self.jsd_lambda * jensen_shannon(probs))
+        return loss, first
+
+
+OBJECTIVES: Registry[type[Objective]] = Registry("objective.name",
+                                                 [PGDAT, TRADES, MART, AugMixObjective,
+                                                  Objective])
+"""The training objectives (``objective.name``): the adversarial ones, AugMix, and ``clean``
+(the warm-up's cross-entropy; as an objective, the equal-epochs standard-training baseline
+that AugMix is compared with)."""
 
 
 def build_objective(cfg: Any) -> Objective:

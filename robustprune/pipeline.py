@@ -21,8 +21,15 @@ from robustprune.attacks import build_attack
 from robustprune.config import Params, as_dict, fingerprint
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.data import Splits, load_raw, load_splits, make_splits, save_splits
+from robustprune.data.corrupted import (
+    CIFAR_C,
+    generate,
+    load_corrupted,
+    read_cifar_c,
+    save_corrupted,
+)
 from robustprune.errors import InputError, require_file
-from robustprune.evaluation import evaluate_model
+from robustprune.evaluation import corruption_eval, evaluate_model
 from robustprune.io import atomic_torch_save, atomic_write, atomic_write_json
 from robustprune.models import (
     ARCHS,
@@ -65,6 +72,37 @@ def prepare(params: Params, out: Path, raw_root: Path = Path("data/raw"),
             "test_split": splits.test_source, "shape": list(splits.shape),
             "classes": list(splits.classes)}
     save_splits(splits, out)
+    if metrics_out is not None:
+        atomic_write_json(metrics_out, info)
+    return info
+
+
+def corrupt(params: Params, data_path: Path, out: Path, metrics_out: Path | None = None,
+            raw_root: Path = Path("data/raw")) -> dict[str, Any]:
+    """The corrupted test set: generated from the prepared test split (seeded), or read from
+    an official CIFAR-C archive; checked against the test split's labels so the examples pair
+    with the clean ones."""
+    require_file(data_path, "prepare")
+    c = params.corruptions
+    splits = load_splits(data_path)
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    if c.source == "generated":
+        cset, seconds = generate(splits.x_test.numpy(), splits.y_test.numpy(), c.n, c.seed)
+    else:
+        spec = CIFAR_C[c.source]
+        cset = read_cifar_c(Path(c.path) if c.path else raw_root / c.source, spec, c.n)
+        if not np.array_equal(cset.y, splits.y_test.numpy()[:len(cset.y)]):
+            raise InputError(f"corruptions.source = {c.source}: its labels differ from the "
+                             f"prepared test split's ({data_path}); prepare {spec.dataset} "
+                             "with its official test set")
+    if cset.x.shape[3:] != tuple(splits.x_test.shape[1:]):
+        raise InputError(f"corrupted images are {cset.x.shape[3:]} but the test split's are "
+                         f"{tuple(splits.x_test.shape[1:])} (C,H,W)")
+    save_corrupted(cset, out)
+    info = {"source": cset.source, "n": len(cset.y), "corruptions": list(cset.names),
+            "severities": list(cset.severities), "seconds": seconds,
+            "stage_seconds": round(time.perf_counter() - started, 2)}
     if metrics_out is not None:
         atomic_write_json(metrics_out, info)
     return info
@@ -259,8 +297,10 @@ def full_epoch_passes(params: Params, model: nn.Module, objective: Objective, sp
 
 def evaluate(params: Params, seed: int, data_path: Path, model_path: Path, metrics_out: Path,
              examples_out: Path | None, device: torch.device,
-             checkpoint_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
-    """Every evaluation tier on the test split: metrics JSON plus the per-example table.
+             checkpoint_root: Path = CHECKPOINT_ROOT,
+             corrupted_path: Path | None = None) -> dict[str, Any]:
+    """Every evaluation tier on the test split: metrics JSON plus the per-example table; with
+    ``corrupted_path`` also accuracy on the common-corruption test set.
 
     The reference AutoAttack resumes chunk by chunk from a state directory keyed by the model,
     the data and the evaluation params, removed once the outputs are written.
@@ -271,6 +311,11 @@ def evaluate(params: Params, seed: int, data_path: Path, model_path: Path, metri
     require_file(data_path, "prepare")
     require_file(model_path, "warmup or train")
     splits = load_splits(data_path)
+    cset = None if corrupted_path is None else load_corrupted(corrupted_path)
+    if cset is not None and (cset.x.shape[3:] != tuple(splits.x_test.shape[1:]) or not
+                             np.array_equal(cset.y, splits.y_test.numpy()[:len(cset.y)])):
+        raise InputError(f"{corrupted_path}: not made from the test split of {data_path} "
+                         "(rerun the corrupt stage)")
     model = load_for_data(model_path, splits)
     key = fingerprint("evaluate", STATE_FORMAT, seed, params.eval, params.attack.norm,
                       params.attack.eps, file_digest(data_path), file_digest(model_path))
@@ -279,6 +324,14 @@ def evaluate(params: Params, seed: int, data_path: Path, model_path: Path, metri
                                    norm=params.attack.norm, eps=params.attack.eps,
                                    num_classes=splits.num_classes, seed=seed, device=device,
                                    state_dir=state_dir)
+    if cset is not None:
+        cm, counts = corruption_eval(model, cset.x, cset.y, cset.names, cset.severities,
+                                     params.eval.batch_size, device)
+        metrics["seconds"]["corruption"] = cm.pop("corruption_seconds")
+        metrics.update(cm, corruption_source=cset.source,
+                       n_corrupted_copies=len(cset.names) * len(cset.severities))
+        cols["corruption"] = np.full(len(splits.y_test), -1, dtype=np.int16)
+        cols["corruption"][:len(counts)] = counts
     metrics = {"model": str(model_path), "seed": seed, **metrics,
                "runtime": runtime_info(device),
                "stage_seconds": round(time.perf_counter() - started, 2)}

@@ -38,18 +38,22 @@ from typing import Any
 import numpy as np
 
 from robustprune.config import EvalConfig, Params
+from robustprune.corruptions import mean_corruption_error
 from robustprune.errors import InputError, require_file
 from robustprune.frontier import Bound, Resampled, Speedup, effective_speedup, first_reaching
 from robustprune.io import atomic_write, atomic_write_json, atomic_write_text
+from robustprune.objectives import OBJECTIVES
 from robustprune.selection import SELECTORS
 from robustprune.stats import (
     Interval,
     Verdict,
     mean_std,
     paired_difference,
+    paired_share_difference,
     seeds_difference,
     seeds_proportion,
     seeds_two_phase,
+    share_mean,
     verdict_at_least,
 )
 
@@ -175,6 +179,45 @@ def _method_checks(runs: dict[int, dict[str, Any]], clean: dict[int, dict[str, A
     return sorted(failed)
 
 
+def _shares(e: dict[str, np.ndarray], copies: int) -> np.ndarray:
+    """Per example, the share of its corrupted copies classified right (evaluated prefix)."""
+    col = e["corruption"]
+    return col[: int((col >= 0).sum())].astype(float) / copies
+
+
+def _corruption(name: str, runs: dict[str, dict[int, dict[str, Any]]],
+                clean: dict[int, dict[str, Any]], ex: dict[str, list[dict[str, np.ndarray]]],
+                baseline: str, seeds: list[int]) -> dict[str, Any] | None:
+    """Common-corruption figures of one method (None when it was not evaluated on them):
+    accuracy (mean ± std, interval over examples), paired Δ vs the baseline, mCE relative to
+    the clean-trained model of each seed, accuracy per severity."""
+    evals = [runs[name][s]["eval"] for s in seeds]
+    if "corruption_acc" not in evals[0] or "corruption" not in ex[name][0]:
+        return None
+    copies = int(evals[0]["n_corrupted_copies"])
+    mine = [_shares(e, copies) for e in ex[name]]
+    out: dict[str, Any] = {
+        "acc": _stat([e["corruption_acc"] for e in evals]), "n": evals[0]["n_corruption"],
+        "source": evals[0].get("corruption_source"),
+        "interval": share_mean(mine).as_dict(),
+        "by_severity": {k: round(float(np.mean([e["corruption_acc_by_severity"][k]
+                                                for e in evals])), 6)
+                        for k in evals[0]["corruption_acc_by_severity"]},
+        "by_name": {k: round(float(np.mean([e["corruption_acc_by_name"][k] for e in evals])), 6)
+                    for k in evals[0]["corruption_acc_by_name"]},
+        "delta": None, "mce": None}
+    if "corruption" in ex[baseline][0]:
+        base = [_shares(e, copies) for e in ex[baseline]]
+        out["delta"] = paired_share_difference(
+            [_common(a, b) for a, b in zip(mine, base, strict=True)]).as_dict()
+    if all(s in clean and "corruption_grid" in clean[s]["eval"] for s in seeds):
+        out["mce"] = round(float(np.mean([
+            mean_corruption_error(e["corruption_grid"],
+                                  clean[s]["eval"]["corruption_grid"])["mce"]
+            for s, e in zip(seeds, evals, strict=True)])), 6)
+    return out
+
+
 def _stat(values: list[float]) -> dict[str, float]:
     mean, std = mean_std(values)
     return {"mean": round(mean, 6), "std": round(std, 6)}
@@ -205,7 +248,8 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
         row: dict[str, Any] = {
             "selector": settings["selector"], "fraction": settings["fraction"],
             "miner": settings["miner"],
-            "attack": atk["name"] if atk["name"] != "pgd" else f"pgd-{atk['steps']}",
+            "attack": ("none" if not OBJECTIVES[settings["objective"]["name"]].uses_attack
+                       else atk["name"] if atk["name"] != "pgd" else f"pgd-{atk['steps']}"),
             "objective": settings["objective"]["name"], "seeds": seeds,
             "clean_acc": _stat([e["clean_acc"] for e in evals]),
             "pgd_acc": _stat([e["pgd_acc"] for e in evals]), "n_pgd": ev["n_pgd"],
@@ -227,6 +271,7 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
             "checks_failed": _method_checks(by_seed, clean, cfg),
         }
         row["checks_passed"] = not row["checks_failed"]
+        row["corruption"] = _corruption(name, runs, clean, ex, baseline, seeds)
         out[name] = row
     budget_matched(runs, ex, out, baseline, seeds, cfg)
     return out
@@ -388,6 +433,21 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
         sel = SELECTORS[r["selector"]]
         return sel.uses_fraction and not sel.random and r["fraction"] < 1
 
+    if not OBJECTIVES[next(iter(summary.values()))["objective"]].uses_attack:
+        def corruption_delta(r: dict[str, Any]) -> Interval | None:
+            c = r.get("corruption")
+            return None if c is None or c["delta"] is None else _from_dict(c["delta"])
+
+        add("BulletTrain for AugMix: ≥1.7× passes, corruption Δ ≥ −1 pt",
+            [n for n, r in summary.items() if r["miner"] != "none"
+             and not SELECTORS[r["selector"]].uses_fraction],
+            lambda r: (corruption_delta(r).estimate if corruption_delta(r) else float("-inf")),
+            lambda r: ["met" if r["speedup_passes"] >= 1.7 else "not met",
+                       verdict_at_least(corruption_delta(r), -0.01) if corruption_delta(r)
+                       else "inconclusive"],
+            lambda r: (f"{r['speedup_passes']:.2f}× passes, {r['speedup_seconds']:.2f}× s, "
+                       f"corruption Δ {_fmt_delta(r['corruption'] and r['corruption']['delta'])}"))
+        return out
     add("BulletTrain: ≥2× passes, robust Δ ≥ −1 pt",
         [n for n, r in summary.items() if r["miner"] != "none" and not
          SELECTORS[r["selector"]].uses_fraction and r["same_attack"]],
@@ -521,19 +581,74 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
               "| target | method | measured | verdict |", "|---|---|---|---|"]
     lines += [f"| {t['target']} | {t['method'] or '–'} | {t['measured']} | {t['verdict']} |"
               for t in goal]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + corruption_table(summary, clean, baseline)) + "\n"
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
-    """Robust accuracy (AutoAttack-calibrated, 95 % interval as error bars) vs relative cost
-    (passes ÷ full), with the Pareto front of the point estimates."""
+def corruption_table(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
+                     baseline: str) -> list[str]:
+    """The common-corruption table (empty when no run was evaluated on corruptions)."""
+    rows = {n: r["corruption"] for n, r in summary.items() if r.get("corruption")}
+    if not rows:
+        return []
+    first = next(iter(rows.values()))
+    sev = list(first["by_severity"])
+    lines = ["", f"| method | clean % | corruption % (mean of {len(first['by_name'])} × "
+             f"{len(sev)}) [95 % CI] | Δ corruption vs {baseline}, pts [95 % CI] | mCE vs "
+             "clean-trained | worst corruption % | " + " | ".join(f"severity {k} %" for k in sev)
+             + " |", "|" + "---|" * (6 + len(sev))]
+    for name, c in rows.items():
+        r, s = summary[name], len(summary[name]["seeds"])
+        worst = min(c["by_name"], key=c["by_name"].get)
+        iv = c["interval"]
+        lines.append(
+            f"| {name} | {_pct(r['clean_acc'], s)} | {_pct(c['acc'], s)} "
+            f"[{100 * iv['low']:.2f}, {100 * iv['high']:.2f}] | {_fmt_delta(c['delta'])} | "
+            f"{'–' if c['mce'] is None else format(c['mce'], '.3f')} | "
+            f"{worst} {100 * c['by_name'][worst]:.1f} | "
+            + " | ".join(f"{100 * c['by_severity'][k]:.1f}" for k in sev) + " |")
+    evs = [c["eval"] for c in clean.values() if "corruption_acc" in c["eval"]]
+    if evs:
+        by_sev = {k: float(np.mean([e["corruption_acc_by_severity"][k] for e in evs]))
+                  for k in sev}
+        by_name = {k: float(np.mean([e["corruption_acc_by_name"][k] for e in evs]))
+                   for k in evs[0]["corruption_acc_by_name"]}
+        worst = min(by_name, key=by_name.get)
+        lines.append(f"| clean-trained (warm-up only) | "
+                     f"{_pct(_stat([e['clean_acc'] for e in evs]), len(evs))} | "
+                     f"{_pct(_stat([e['corruption_acc'] for e in evs]), len(evs))} | – | 1.000 "
+                     f"| {worst} {100 * by_name[worst]:.1f} | "
+                     + " | ".join(f"{100 * by_sev[k]:.1f}" for k in sev) + " |")
+    lines += ["", f"Common corruptions: {first['source']}, the first {first['n']} test examples "
+              f"× {len(first['by_name'])} corruptions × {len(sev)} severities. Interval and Δ: "
+              "per-example share of the corrupted copies classified right, paired over the "
+              "same examples (t interval; examples, not copies, are the independent units). "
+              "mCE: per corruption the errors summed over severities ÷ the clean-trained "
+              "model's, averaged over corruptions (< 1: more robust than it)."]
+    return lines
+
+
+def _axis_interval(r: dict[str, Any], axis: str) -> dict[str, Any]:
+    """A run's robustness on the Pareto axis: AutoAttack-calibrated (else PGD-k) accuracy, or
+    mean common-corruption accuracy."""
+    if axis == "corruption":
+        if not r.get("corruption"):
+            raise InputError("report.pareto_axis = corruption: a run has no corruption "
+                             "accuracy (evaluate it with --corrupted)")
+        return r["corruption"]["interval"]
+    return r["robust_calibrated"] or r["pgd_interval"]
+
+
+def plot(summary: dict[str, Any], path: Path, axis: str = "adversarial") -> None:
+    """Robustness vs relative cost (passes ÷ full), 95 % intervals as error bars, with the
+    Pareto front of the point estimates. ``axis``: adversarial (AutoAttack-calibrated, else
+    PGD-k accuracy) or corruption (mean common-corruption accuracy)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     def iv(r: dict[str, Any]) -> dict[str, Any]:
-        return r["robust_calibrated"] or r["pgd_interval"]
+        return _axis_interval(r, axis)
 
     points = {n: (r["relative_cost"], 100 * iv(r)["estimate"]) for n, r in summary.items()}
     front = pareto_front(points)
@@ -555,7 +670,8 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ax.set_xscale("log")
     ax.set_xlabel("relative training cost (example-passes ÷ full)")
     calibrated = next(iter(summary.values()))["robust_calibrated"] is not None
-    ax.set_ylabel("AutoAttack accuracy, calibrated (%)" if calibrated else
+    ax.set_ylabel("mean common-corruption accuracy (%)" if axis == "corruption" else
+                  "AutoAttack accuracy, calibrated (%)" if calibrated else
                   f"{next(iter(summary.values()))['pgd_label'].split(' ')[0]} accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -594,16 +710,18 @@ def report(params: Params, metrics_dir: Path, examples_dir: Path, baseline: str,
     goal = targets(summary)
     result = {"baseline": baseline, "seeds": list(params.seeds), "methods": summary,
               "targets": goal,
+              "pareto_axis": params.report.pareto_axis,
               "pareto_front": pareto_front({
-                  n: (r["relative_cost"], (r["robust_calibrated"] or r["pgd_interval"])
+                  n: (r["relative_cost"], _axis_interval(r, params.report.pareto_axis)
                       ["estimate"]) for n, r in summary.items()}),
               "clean_trained": {str(s): {k: c["eval"].get(k) for k in (
-                  "clean_acc", "pgd_acc", "autoattack_acc", "n_autoattack", "checks_failed")}
+                  "clean_acc", "pgd_acc", "autoattack_acc", "n_autoattack", "corruption_acc",
+                  "checks_failed")}
                   for s, c in clean.items()}}
     atomic_write_json(summary_out, result)
     atomic_write_text(table_out, markdown(summary, clean, goal, baseline))
     if plot_out is not None:
-        plot(summary, plot_out)
+        plot(summary, plot_out, params.report.pareto_axis)
     if curves_out is not None:
         atomic_write_text(curves_out, curves(runs))
     return result

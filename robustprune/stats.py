@@ -272,6 +272,54 @@ def seeds_difference(pairs: list[tuple[np.ndarray, np.ndarray]],
                     method="seeds-t")
 
 
+def paired_share_difference(pairs: list[tuple[np.ndarray, np.ndarray]],
+                            conf: float = 0.95) -> Interval:
+    """Paired Δ = mean(a) − mean(b) for per-example *shares* in [0, 1] (e.g. the fraction of an
+    example's 75 corrupted copies a model gets right), one (a, b) pair per seed, every seed on
+    the same test examples.
+
+    The examples are the independent units (an example's corrupted copies are not independent
+    of each other), so the test-sample variance of seed s is var(d_s)/n with d_s = a − b per
+    example. One seed: Δ ± t_{n−1}·sd(d)/√n (method "paired-t"). S >= 2 seeds: the mean of the
+    per-seed Δ_s with SE = sqrt(s²/S + mean_s var(d_s)/n) and t_{S−1} (method "seeds-t"), the
+    same decomposition and the same conservative choices as :func:`seeds_difference`.
+    """
+    if not pairs:
+        raise ValueError("paired_share_difference needs at least one (a, b) pair")
+    diffs = []
+    for i, (a, b) in enumerate(pairs):
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
+            raise ValueError(f"pair {i}: need two 1-D vectors of the same length >= 2, got "
+                             f"{a.shape} and {b.shape}")
+        if np.any((a < 0) | (a > 1) | (b < 0) | (b > 1)):
+            raise ValueError(f"pair {i}: shares must lie in [0, 1]")
+        diffs.append(a - b)
+    n = _common_n(diffs)
+    deltas = np.array([d.mean() for d in diffs])
+    v = np.array([d.var(ddof=1) / n for d in diffs])
+    estimate = float(deltas.mean())
+    if len(diffs) == 1:
+        half, method, s_count = _t(conf, n - 1) * math.sqrt(float(v[0])), "paired-t", 1
+    else:
+        s_count = len(diffs)
+        se = math.sqrt(float(deltas.var(ddof=1)) / s_count + float(v.mean()))
+        half, method = _t(conf, s_count - 1) * se, "seeds-t"
+    return Interval(estimate=estimate, low=_clip(estimate - half, -1.0, 1.0),
+                    high=_clip(estimate + half, -1.0, 1.0), n=n, seeds=s_count, method=method)
+
+
+def share_mean(xs: list[np.ndarray], conf: float = 0.95) -> Interval:
+    """Mean of per-example shares in [0, 1] (e.g. of an example's corrupted copies classified
+    right) over S seeds on the same examples: t_{n−1}·sd/√n for one seed (method "t"),
+    else the :func:`paired_share_difference` decomposition (method "seeds-t")."""
+    iv = paired_share_difference([(np.asarray(x, dtype=float), np.zeros(len(x))) for x in xs],
+                                 conf)
+    return Interval(estimate=iv.estimate, low=_clip(iv.low, 0.0, 1.0),
+                    high=_clip(iv.high, 0.0, 1.0), n=iv.n, seeds=iv.seeds,
+                    method="t" if iv.seeds == 1 else iv.method)
+
+
 def seeds_proportion(xs: list[np.ndarray], conf: float = 0.95) -> Interval:
     """Accuracy over S seeds, each a per-example boolean vector over the same test examples.
 

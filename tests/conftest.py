@@ -58,7 +58,8 @@ def tiny_params(npz: Path, **sections: dict[str, Any]) -> dict[str, Any]:
         "data": {"name": "npz", "path": str(npz), "val_size": 80, "train_size": 0},
         "model": {"arch": "smallcnn"},
         "attack": {"norm": "linf", "eps": 0.1, "name": "pgd", "alpha": 0.03, "steps": 3},
-        "objective": {"name": "pgd-at", "beta": 6.0},
+        "objective": {"name": "pgd-at", "beta": 6.0, "jsd_lambda": 12.0, "mix_severity": 3,
+                      "mix_width": 3, "mix_depth": -1, "mix_alpha": 1.0, "mix_views": 2},
         "warmup": {"epochs": 2, "batch_size": 32, "lr": 0.05, "schedule": "constant",
                    "val_n": 40},
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.05, "schedule": "constant", "val_n": 40},
@@ -67,6 +68,8 @@ def tiny_params(npz: Path, **sections: dict[str, Any]) -> dict[str, Any]:
         # exercise it ask for it
         "eval": {"n_clean": 0, "n_pgd": 64, "pgd_steps": 5, "n_autoattack": 0,
                  "n_curve": 32, "batch_size": 64},
+        "corruptions": {"source": "generated", "n": 24, "seed": 0, "path": ""},
+        "report": {"pareto_axis": "adversarial"},
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values} if isinstance(values, dict) else values

@@ -106,9 +106,10 @@ class BatchMiner:
         self.options = self.Options() if options is None else options
 
     def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                    objective: Objective, attack: Attack, meter: CostMeter) -> torch.Tensor:
+                    objective: Objective, attack: Attack, meter: CostMeter) -> Any:
+        """The training step's inputs (the objective's :meth:`Objective.training_inputs`)."""
         with meter.in_phase("attack"):
-            return objective.adversarial(model, x, y, attack)
+            return objective.training_inputs(model, x, y, attack)
 
     def observe(self, logits_adv: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None:
         """Feedback after the training step: the model's logits on the inputs it trained on,

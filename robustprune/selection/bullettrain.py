@@ -16,6 +16,18 @@ r ← m·r + (1−m)·γ·acc (m = 0.9, γ = 0.8, r₀ = 0), as in the public re
 paper's code is not public). The robust accuracy is read from the logits of the training step
 itself (train mode), so it costs no extra pass; the scoring forward is charged to ``select``.
 The base objective (PGD-AT, TRADES, MART) is applied to every example with its own x'.
+
+**BulletTrain for AugMix** (the paper's rule is not public; this is ours): the same
+categorisation, but a category sets how many AugMix views an example gets: boundary examples
+the objective's full ``mix_views`` (the whole AugMix loss), robust ones ``robust_views`` and
+outliers ``outlier_views`` (0 = clean cross-entropy only). AugMix's loss runs the clean forward
+anyway, so the categorisation reads that forward (train mode) instead of paying for a separate
+one, and only the views asked for are made and forwarded afterwards. An example's passes are
+then 2 (clean forward + backward) + 2 per view, counted as they happen. The online r is updated
+from the accuracy on the augmented views of the examples that got some (the others would only
+report their own category back). Networks without batch norm (SmallCNN) compute the same loss
+from the two forwards as from one; with batch norm the clean batch and the views get separate
+batch statistics.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from torch import nn
 
 from robustprune.attacks import Attack
 from robustprune.cost import CostMeter
-from robustprune.objectives import Objective
+from robustprune.objectives import Objective, Views
 from robustprune.schema import param
 from robustprune.selection.base import BatchMiner
 
@@ -60,6 +72,9 @@ class BulletTrainOptions:
     robust_steps: int = param(2, lo=0, doc='attack steps for "robust" (confident) examples')
     robust_step_factor: float = param(3.0, lo=0.0, lo_open=True,
                                       doc="their step = factor * the attack's alpha")
+    robust_views: int = param(0, lo=0, doc='augmix: views for "robust" examples (boundary '
+                                            "ones get objective.mix_views)")
+    outlier_views: int = param(0, lo=0, doc="augmix: views for outliers (misclassified clean)")
 
 
 class BulletTrain(BatchMiner):
@@ -72,16 +87,19 @@ class BulletTrain(BatchMiner):
         self.robust_steps = self.options.robust_steps
         self.robust_step_factor = self.options.robust_step_factor
         self.r = 0.0
+        self._viewed: torch.Tensor | None = None  # AugMix: which examples got views this step
         self._counts = torch.zeros(3, dtype=torch.long)
         self._r_sum, self._batches = 0.0, 0
 
     def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                    objective: Objective, attack: Attack, meter: CostMeter) -> torch.Tensor:
+                    objective: Objective, attack: Attack, meter: CostMeter) -> Any:
+        if objective.views_based:  # AugMix: views per category, decided in the loss
+            return Views(None, None, decide=self._views)
+        if not objective.uses_attack:  # clean training: nothing to allocate
+            return objective.training_inputs(model, x, y, None)
         with meter.in_phase("select"), torch.no_grad():
             cats = categorize(signed_spread(model(x), y), self.r)
-        self._counts += torch.bincount(cats.cpu(), minlength=3)
-        self._r_sum += self.r
-        self._batches += 1
+        self._record(cats)
         x_adv = x.detach().clone()
         cheap = attack.cheaper(self.robust_steps, self.robust_step_factor)
         with meter.in_phase("attack"):
@@ -91,7 +109,28 @@ class BulletTrain(BatchMiner):
                     x_adv[mask] = objective.adversarial(model, x[mask], y[mask], atk)
         return x_adv
 
+    def _record(self, cats: torch.Tensor) -> None:
+        self._counts += torch.bincount(cats.cpu(), minlength=3)
+        self._r_sum += self.r
+        self._batches += 1
+
+    def _views(self, logits_clean: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """AugMix views per example from the training step's own clean logits (the objective
+        clamps the boundary examples' large count to its ``mix_views``)."""
+        cats = categorize(signed_spread(logits_clean, y), self.r)
+        self._record(cats)
+        views = torch.full(cats.shape, 1 << 16, dtype=torch.long, device=cats.device)
+        views[cats == ROBUST] = self.options.robust_views
+        views[cats == OUTLIER] = self.options.outlier_views
+        self._viewed = views > 0
+        return views
+
     def observe(self, logits_adv: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None:
+        viewed, self._viewed = self._viewed, None
+        if viewed is not None:  # AugMix: the accuracy on the augmented views only (an example
+            if not viewed.any():  # without views would report its own category back)
+                return
+            logits_adv, y = logits_adv[viewed], y[viewed]
         acc = (logits_adv.argmax(1) == y).float().mean().item()
         self.r = self.momentum * self.r + (1 - self.momentum) * self.gamma * acc
 
