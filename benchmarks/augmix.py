@@ -89,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{gen.get('n', 0)} examples × 75, generated in {gen.get('stage_seconds', 0):.0f} s. "
             f"Hardware of the last invocation: {platform.machine()}, {torch.get_num_threads()} "
             f"threads, torch {torch.__version__}, CPU capability "
-            f"{torch.backends.cpu.get_cpu_capability()}; it took "
-            f"{time.perf_counter() - started:.0f} s. {args.note}\n")
+            f"{torch.backends.cpu.get_cpu_capability()}; the runs' training took "
+            f"{sum(r['train_seconds'] for r in results.values()):.0f} s in all (each run's "
+            f"machine and seconds are in the JSON). {args.note}\n")
+    print(f"this invocation took {time.perf_counter() - started:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(text)
     print(text)

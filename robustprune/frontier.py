@@ -71,13 +71,16 @@ class Speedup:
         return "inconclusive"
 
     def position(self) -> str:
-        """Where the method sits against the frontier: above, below, or on it (the interval
-        contains 1×)."""
+        """Where the method sits against the frontier: above, below, on it (the interval
+        contains 1×), or, when the estimate is censored and the interval still allows 1×,
+        outside the frontier's budgets (less accurate than its cheapest run for less cost, or
+        more accurate than its dearest for more: the frontier cannot place it)."""
         v = self.verdict_at_least(1.0)
         if v == "met":
             return "above"
-        below = self.high.value < 1.0 and self.high.side <= 0
-        return "below" if below else "on"
+        if self.high.value < 1.0 and self.high.side <= 0:
+            return "below"
+        return "outside its budgets" if self.estimate.side else "on"
 
 
 def cost_to_reach(costs: Sequence[float], accs: Sequence[float],

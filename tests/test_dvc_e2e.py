@@ -63,7 +63,7 @@ def test_readme_usage_commands_in_a_fresh_repo(tmp_path, tiny_npz):
             _check_outputs(repo)
     assert "scoring" in out["dvc dag"]
 
-    stages = ["prepare", "warmup@0", "scoring@0", "evaluate_clean@0", "report"]
+    stages = ["prepare", "corrupt", "warmup@0", "scoring@0", "evaluate_clean@0", "report"]
     stages += [f"{s}@{m}-0" for s in ("train", "evaluate") for m in METHODS]
     for stage in stages:
         assert f"Running stage '{stage}'" in out["dvc repro"]
@@ -98,6 +98,7 @@ def _check_outputs(repo: Path) -> None:
         ev = json.loads((metrics / "eval" / f"{m}-0.json").read_text())
         assert 0 <= ev["autoattack_acc"] <= 1 and ev["n_autoattack"] == 4
         assert "above_chance" in ev["checks"] and "pgd_trusted" in ev["checks"]
+        assert ev["n_corruption"] == 24 and 0 <= ev["corruption_acc"] <= 1
         assert (repo / "data" / "examples" / f"{m}-0.parquet").is_file()
         train = json.loads((metrics / "train" / f"{m}-0.json").read_text())
         assert train["cost"]["passes"] > 0 and train["seed"] == 0
@@ -126,6 +127,7 @@ def _check_outputs(repo: Path) -> None:
     assert rows["random-online"]["delta_calibrated"]["n"] == 64  # eval.n_pgd
     table = (metrics / "summary.md").read_text()
     assert "| stack | prune | 0.5 | bullettrain | fgsm-rs |" in table
+    assert rows["stack"]["corruption"]["delta"]["n"] == 24 and "mCE vs clean-trained" in table
     assert (metrics / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (repo / "dvclive" / "train" / "stack-0" / "plots" / "metrics" /
             "bt_robust_share.tsv").is_file()
@@ -157,6 +159,17 @@ def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny
     raw["methods"]["bt"]["gamma"] = 0.5
     (repo / "params.yaml").write_text(yaml.safe_dump(raw))
     assert _stale(repo) == {"train@bt-0", "report"}  # evaluate@bt-0 follows its model
+    del raw["methods"]["bt"]["gamma"]
+
+    raw["corruptions"]["seed"] = 1  # only the corrupted test set (and what reads it) changes
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert _stale(repo) == {"corrupt"}  # the evaluations follow its output when it reruns
+    raw["corruptions"]["seed"] = 0
+    raw["report"]["pareto_axis"] = "corruption"  # presentation only: the report alone
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert _stale(repo) == {"report"}
+    raw["report"]["pareto_axis"] = "adversarial"
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
 
     stats_py = repo / "robustprune" / "stats.py"
     stats_py.write_text(stats_py.read_text() + "\n")

@@ -83,6 +83,11 @@ def test_censored_bounds_only_count_in_the_direction_they_bound():
         "inconclusive")
     on = Speedup(Bound(1.1), Bound(0.9), Bound(1.3))
     assert on.position() == "on" and on.verdict_at_least(1.0) == "inconclusive"
+    # less accurate than the cheapest frontier run, and cheaper than it: "at most 2×" allows
+    # both sides of 1×, so the frontier cannot place the method
+    cheap = Speedup(Bound(2.06, -1), Bound(2.06, -1), Bound(2.06, -1))
+    assert cheap.position() == "outside its budgets"
+    assert cheap.verdict_at_least(1.0) == "inconclusive"
 
 
 def test_first_reaching_reads_cumulative_cost():

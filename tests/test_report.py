@@ -188,8 +188,9 @@ def test_time_to_target_reads_the_validation_curves(tmp_path: Path) -> None:
     assert rows["full"]["to_target"]["passes"] == 1_000_000  # reached at its last epoch
     assert rows["score"]["to_target"]["passes"] == round(310_000 * 2 / 3)
     assert rows["bullettrain"]["to_target"]["passes"] == 240_000
-    assert rows["stack"]["to_target"] == {"target": pytest.approx(0.59), "reached": 0, "of": 1,
-                                          "passes": None, "seconds": None}
+    assert rows["stack"]["to_target"] == {"metric": "val_pgd_acc", "target": pytest.approx(0.59),
+                                          "reached": 0, "of": 1, "passes": None,
+                                          "seconds": None}
     assert "| not reached |" in (tmp_path / "summary.md").read_text()
 
 
