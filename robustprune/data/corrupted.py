@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
+import shutil
 import time
 import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from robustprune.corruptions import CATEGORIES, CORRUPTIONS, SEVERITIES, corrupt
+from robustprune.data.readers import tar_members
 from robustprune.data.splits import display, names_list, one_line
 from robustprune.errors import DataError
 from robustprune.io import atomic_write
@@ -162,20 +164,18 @@ def download_md5(url: str, dest: Path, md5: str, size: int = 0,
 
 
 def _extract_npy(archive: Path, inner: str, wanted: list[str], into: Path) -> None:
-    """Extract exactly ``inner/<wanted>`` regular files from the tar into ``into``: names are
-    matched exactly, so a hostile member name cannot write outside ``into``."""
-    targets = {f"{inner}/{name}": name for name in wanted}
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:
-                name = targets.get(member.name.removeprefix("./"))
-                if name is None or not member.isfile():
-                    continue
-                fh = tar.extractfile(member)
-                if fh is not None:
-                    atomic_write(into / name, lambda tmp, f=fh: Path(tmp).write_bytes(f.read()))
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
-        raise DataError(f"cannot read {archive}: {one_line(err)}") from err
+    """Extract exactly ``inner/<wanted>`` from the tar into ``into``, streamed (a CIFAR-C
+    array is 150 MB) and each file written atomically."""
+
+    def take(name: str, fh: IO[bytes]) -> None:
+        atomic_write(into / name, lambda tmp: _copy(fh, tmp))
+
+    tar_members(archive, inner, wanted, take)
+
+
+def _copy(src: IO[bytes], dest: str) -> None:
+    with open(dest, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
 
 
 def _npy(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:

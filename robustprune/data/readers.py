@@ -17,10 +17,10 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -178,26 +178,31 @@ def _cifar_dir(directory: Path, layout: CifarLayout) -> Path | None:
     return None
 
 
-def _cifar_members(archive: Path, inner: str, wanted: Sequence[str]) -> dict[str, bytes]:
-    """Read the wanted members of a CIFAR ``.tar.gz`` straight into memory.
-
-    Nothing is extracted to disk, so a hostile member name (``../x``, an absolute path) cannot
-    write anywhere; names are matched exactly, and only regular files are read.  One pass
-    over the archive, because seeking backwards in a gzip stream re-decompresses it.
-    """
+def tar_members(archive: Path, inner: str, wanted: Sequence[str],
+                take: Callable[[str, IO[bytes]], None]) -> None:
+    """Hand each wanted regular file ``inner/<name>`` of a tar archive (any compression) to
+    ``take(name, stream)``, in one pass over the archive (seeking backwards in a compressed
+    stream re-decompresses it).  Names are matched exactly, so a hostile member name (``../x``,
+    an absolute path) is never even read; errors become one-line :class:`DataError` s."""
     targets = {f"{inner}/{name}": name for name in wanted}
-    found: dict[str, bytes] = {}
     try:
-        with tarfile.open(archive, "r:gz") as tar:
+        with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 name = targets.get(member.name.removeprefix("./"))
                 if name is None or not member.isfile():
                     continue
                 fh = tar.extractfile(member)
                 if fh is not None:
-                    found[name] = fh.read()
+                    take(name, fh)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
         raise DataError(f"cannot read {archive}: {one_line(err)}") from err
+
+
+def _cifar_members(archive: Path, inner: str, wanted: Sequence[str]) -> dict[str, bytes]:
+    """Read the wanted members of a CIFAR ``.tar.gz`` straight into memory (nothing is
+    extracted to disk)."""
+    found: dict[str, bytes] = {}
+    tar_members(archive, inner, wanted, lambda name, fh: found.__setitem__(name, fh.read()))
     return found
 
 
