@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from robustprune.config import Params
 from robustprune.errors import USER_ERRORS, ConfigError
 
@@ -65,10 +67,29 @@ def method_of(arg: str | None, params: Params) -> str:
     return next(iter(params.methods))
 
 
+def distributed_device(name: str) -> torch.device:
+    """The device of this process (``--device``), joining the torchrun process group when
+    torchrun started it (one GPU per local rank on CUDA, gloo on CPU); plain ``python`` runs a
+    single process as before. :func:`run` leaves the group at the end."""
+    from robustprune import distributed
+
+    try:
+        return distributed.setup(distributed.resolve_device(name))[1]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def run(fn: Callable[[], Any]) -> int:
+    """Run a stage: a user error is one line on stderr (from rank 0 only under torchrun, where
+    every rank meets it) and exit status 2."""
+    from robustprune import distributed
+
     try:
         fn()
     except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if distributed.env_world().main:
+            print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        distributed.teardown()
     return 0

@@ -25,6 +25,7 @@ from robustprune.augmentations import AUGMENTS
 from robustprune.data import DATASETS
 from robustprune.data.corrupted import CIFAR_C, CORRUPTED_SOURCES
 from robustprune.errors import ConfigError
+from robustprune.fast import PRECISIONS
 from robustprune.models import ARCHS
 from robustprune.objectives import OBJECTIVES
 from robustprune.schedules import SCHEDULES
@@ -181,6 +182,22 @@ class CorruptionsConfig:
 
 
 @dataclass(frozen=True)
+class ScaleConfig:
+    """How a run uses its hardware: processes (torchrun data parallelism) and the GPU path.
+
+    The GPU settings apply on CUDA only, so one params file runs anywhere and the CPU path is
+    unchanged; what a run actually used is recorded in its metrics (``runtime``)."""
+
+    nproc: int = _p(1, lo=1, doc="processes per warm-up/scoring/train run (torchrun, one per "
+                                 "GPU; gloo on CPU); 1 = a plain single process")
+    precision: str = _p("fp32", choices=tuple(PRECISIONS), doc="cuda: bf16 autocast for training's "
+                                                         "forwards (attacks included)")
+    channels_last: bool = _p(False, doc="cuda: channels-last memory format for the model "
+                                        "and its inputs during training")
+    compile: bool = _p(False, doc="cuda: torch.compile the model for training")
+
+
+@dataclass(frozen=True)
 class Params:
     seeds: tuple[int, ...] = _p((0,), lo=0, doc="one training run per seed (warm-up init, data "
                                                 "order, attack starts, subset choice)")
@@ -194,6 +211,7 @@ class Params:
     eval: EvalConfig = field(default_factory=EvalConfig)
     corruptions: CorruptionsConfig = field(default_factory=CorruptionsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
 
     def method(self, name: str) -> Method:
         """The resolved entry ``methods.<name>``."""

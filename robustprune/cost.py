@@ -36,18 +36,41 @@ class CostMeter:
         self.enabled = True
         self._depth = 0
         self._mark = time.perf_counter()
+        # CUDA: phase changes are marked with events on the stream, resolved in one sync when
+        # the seconds are read (an epoch's end), so timing never stalls the GPU's queue
+        self._events: list[tuple[str | None, torch.cuda.Event]] | None = (
+            [] if self.device.type == "cuda" else None)
 
-    def _sync(self) -> None:
-        # GPU work is asynchronous: without a sync the time lands in whichever phase waits next.
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+    def _counting_phase(self) -> str | None:
+        return self.phase if self._depth and self.enabled else None
 
     def _charge(self) -> None:
-        """Give the time since the last phase change to the phase that was running."""
+        """Give the time since the last phase change to the phase that was running (on CUDA:
+        record an event tagged with that phase, which ends its interval; :meth:`flush`
+        converts them)."""
+        if self._events is not None:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record(torch.cuda.current_stream(self.device))
+            self._events.append((self._counting_phase(), event))
+            return
         now = time.perf_counter()
-        if self._depth and self.enabled:
-            self.seconds[self.phase] += now - self._mark
+        phase = self._counting_phase()
+        if phase is not None:
+            self.seconds[phase] += now - self._mark
         self._mark = now
+
+    def flush(self) -> None:
+        """CUDA: wait for the recorded events and add the intervals between them to their
+        phases (GPU time between phase changes, which includes any time the GPU sat waiting for
+        the host, as wall-clock would). A no-op on CPU, where time is read directly."""
+        if not self._events or len(self._events) < 2:
+            return
+        self._events[-1][1].synchronize()
+        # each event carries the phase that ran up to it (recorded before the switch)
+        for (_, start), (phase, end) in zip(self._events, self._events[1:], strict=False):
+            if phase is not None:
+                self.seconds[phase] += start.elapsed_time(end) / 1000.0
+        self._events = self._events[-1:]
 
     @contextmanager
     def in_phase(self, phase: str) -> Iterator[None]:
@@ -58,14 +81,12 @@ class CostMeter:
         """
         if phase not in PHASES:
             raise ValueError(f"unknown cost phase {phase!r}; allowed: {', '.join(PHASES)}")
-        self._sync()
         self._charge()
         previous, self.phase = self.phase, phase
         self._depth += 1
         try:
             yield
         finally:
-            self._sync()
             self._charge()
             self.phase = previous
             self._depth -= 1
@@ -73,13 +94,11 @@ class CostMeter:
     @contextmanager
     def paused(self) -> Iterator[None]:
         """Run evaluation (or anything not part of the method's cost) uncounted and untimed."""
-        self._sync()
         self._charge()
         previous, self.enabled = self.enabled, False
         try:
             yield
         finally:
-            self._sync()
             self._charge()  # drops the paused time: still disabled here
             self.enabled = previous
 
@@ -105,10 +124,12 @@ class CostMeter:
 
     @property
     def total_seconds(self) -> float:
+        self.flush()
         return sum(self.seconds.values())
 
     def summary(self) -> dict[str, float | int]:
         """Flat metrics: totals plus per-phase breakdown (``cost/<phase>/...``)."""
+        self.flush()
         out: dict[str, float | int] = {
             "passes": self.total_passes,
             "forward_passes": sum(self.forward.values()),
@@ -122,6 +143,7 @@ class CostMeter:
         return out
 
     def state_dict(self) -> dict[str, dict[str, float] | dict[str, int]]:
+        self.flush()
         return {"forward": dict(self.forward), "backward": dict(self.backward),
                 "seconds": dict(self.seconds)}
 
@@ -129,6 +151,32 @@ class CostMeter:
         self.forward = {k: int(state["forward"][k]) for k in PHASES}
         self.backward = {k: int(state["backward"][k]) for k in PHASES}
         self.seconds = {k: float(state["seconds"][k]) for k in PHASES}
+        if self._events is not None:
+            self._events = []
+
+    def merged(self) -> CostMeter:
+        """The counters summed over the ranks of a data-parallel run (the identity for one
+        process): passes are the run's passes (as one process counts them), seconds its
+        device-seconds (each rank's phases, time spent waiting for the other ranks included);
+        every rank must call it."""
+        from robustprune import distributed
+
+        self.flush()
+        out = CostMeter("cpu")
+        if not distributed.world().distributed:
+            out.load_state_dict(self.state_dict())
+            return out
+        dev = self.device if self.device.type == "cuda" else torch.device("cpu")
+        counts = torch.tensor([self.forward[p] for p in PHASES]
+                              + [self.backward[p] for p in PHASES], dtype=torch.float64,
+                              device=dev)
+        secs = torch.tensor([self.seconds[p] for p in PHASES], dtype=torch.float64, device=dev)
+        counts, secs = distributed.all_sum(counts).cpu(), distributed.all_sum(secs).cpu()
+        k = len(PHASES)
+        out.forward = {p: int(counts[i]) for i, p in enumerate(PHASES)}
+        out.backward = {p: int(counts[k + i]) for i, p in enumerate(PHASES)}
+        out.seconds = {p: float(secs[i]) for i, p in enumerate(PHASES)}
+        return out
 
 
 class CountingModel(nn.Module):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustprune import distributed
 from robustprune.errors import ConfigError
 from robustprune.io import atomic_torch_save
 from robustprune.registry import Registry
@@ -55,6 +56,22 @@ class Arch(nn.Module):
         del cfg
 
 
+class RowDropout(nn.Module):
+    """Dropout whose mask is drawn through :mod:`robustprune.distributed`: a data-parallel
+    rank draws the mask rows one process draws for the same examples (``nn.Dropout``'s own
+    draw depends on the shard). Same function and no state, so saved models are unchanged."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = distributed.rand_like(x) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
 class SmallCNN(Arch):
     """The TRADES MNIST architecture (4 conv + 3 FC); flatten size follows the input size."""
 
@@ -78,7 +95,7 @@ class SmallCNN(Arch):
         if side < 1:
             raise ValueError(f"smallcnn needs images of at least 14 pixels, got {image_size}")
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(64 * side * side, 200), nn.ReLU(), nn.Dropout(drop),
+            nn.Flatten(), nn.Linear(64 * side * side, 200), nn.ReLU(), RowDropout(drop),
             nn.Linear(200, 200), nn.ReLU(), nn.Linear(200, num_classes),
         )
 

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustprune import distributed
 from robustprune.attacks import Attack, LossFn, cross_entropy_loss
 from robustprune.registry import Registry
 
@@ -75,11 +76,13 @@ class Objective:
     def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                     attack: Attack) -> torch.Tensor:
         """The inputs the loss is taken on (``x`` itself for the clean objective)."""
-        if not self.attacked or attack.steps == 0 or x.shape[0] == 0:
+        if not self.attacked or attack.steps == 0:
             return x.detach()
+        if x.shape[0] == 0 and not distributed.drawing_globally():
+            return x.detach()  # (a data-parallel rank with no rows still makes its draws)
         delta = None
         if self.gaussian_start is not None and not attack.defines_start:
-            delta = self.gaussian_start * torch.randn_like(x)
+            delta = self.gaussian_start * distributed.randn_like(x)
         return attack.perturb(model, x, self.attack_loss(model, x, y), delta)
 
     def training_inputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,

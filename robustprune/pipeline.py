@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robustprune import distributed
 from robustprune.attacks import build_attack
 from robustprune.config import Params, as_dict, fingerprint
 from robustprune.cost import CostMeter, CountingModel
@@ -52,7 +53,7 @@ from robustprune.selection.scoring import ForgettingTracker, adversarial_scores
 from robustprune.training import Trainer, TrainResult, file_digest, passes_per_example
 
 CHECKPOINT_ROOT = Path(".cache/checkpoints")
-STATE_FORMAT = 3
+STATE_FORMAT = 4
 """Part of every resume key: bumped when the layout of the resume state or the meaning of a
 setting changes, so a checkpoint written by older code is never resumed by newer code."""
 """Resume state lives outside DVC's outputs (which DVC deletes before a rerun), keyed by a hash
@@ -125,14 +126,21 @@ def _spec(params: Params, splits: Splits) -> dict[str, Any]:
 
 def _finish(trainer: Trainer, result: TrainResult, model_out: Path, metrics_out: Path,
             spec: dict[str, Any], info: dict[str, Any], started: float) -> dict[str, Any]:
+    """Write the model and metrics (rank 0 of a torchrun run; the ranks hold the same model)
+    and drop the resume state."""
     if result.rolled_back_to is not None:
         info = {**info, "rolled_back_to_epoch": result.rolled_back_to}
     metrics = {**info, "epochs": len(result.history),
                "final": {k: v for k, v in result.final.items() if k != "epoch"},
                "history": [{k: round(v, 6) for k, v in row.items()} for row in result.history],
                "cost": result.cost, "stage_seconds": round(time.perf_counter() - started, 2)}
-    save_model(trainer.model, spec, model_out, extra={"stage": info["stage"]})
-    atomic_write_json(metrics_out, metrics)
+    if trainer.runtime["processes"] > 1 or any(
+            trainer.runtime[k] != v for k, v in (("precision", "fp32"),
+                                                  ("channels_last", False), ("compile", False))):
+        metrics["runtime"] = trainer.runtime
+    if distributed.world().main:
+        save_model(trainer.model, spec, model_out, extra={"stage": info["stage"]})
+        atomic_write_json(metrics_out, metrics)
     trainer.discard_checkpoint()
     return metrics
 
@@ -151,15 +159,15 @@ def warmup(params: Params, seed: int, data_path: Path, model_out: Path, metrics_
     spec = _spec(params, splits)
     torch.manual_seed(seed)
     model = build_model(**spec)
-    key = fingerprint("warmup", STATE_FORMAT, seed, params.model, params.warmup,
+    key = fingerprint("warmup", STATE_FORMAT, seed, params.model, params.warmup, params.scale,
                       params.attack.eps, params.attack.norm, file_digest(data_path))
     forgetting = ForgettingTracker(len(splits.y_train))
     trainer = Trainer(model=model, data=splits, optim=params.warmup, objective=Objective(),
                       attack=build_attack(params.attack), selector=Full(), miner=BatchMiner(),
                       seed=seed, device=device, checkpoint_dir=checkpoint_root / f"warmup-{key}",
-                      live_dir=live_dir, observers=[forgetting])
+                      live_dir=live_dir, observers=[forgetting], scale=params.scale)
     result = trainer.run()
-    if forgetting_out is not None:
+    if forgetting_out is not None and distributed.world().main:
         atomic_torch_save(forgetting.counts(), forgetting_out)
     info = {"stage": "warmup", "seed": seed, "objective": "clean",
             "train_examples": len(splits.y_train)}
@@ -183,17 +191,22 @@ def scoring(params: Params, seed: int, data_path: Path, init_path: Path, forgett
         raise InputError(f"{forgetting_path}: does not match the training set; rerun warmup")
     model.to(device)
     meter = CostMeter(device)
-    torch.manual_seed(seed)
     scores = adversarial_scores(CountingModel(model, meter), splits.x_train.to(device),
                                 splits.y_train.to(device), build_objective(params.objective),
-                                build_attack(params.attack), meter, 4 * params.train.batch_size)
+                                build_attack(params.attack), meter, 4 * params.train.batch_size,
+                                seed=seed)
     table = pd.DataFrame({"index": range(len(splits.y_train)), "label": splits.y_train.numpy(),
                           **{k: v.numpy() for k, v in scores.items()},
                           "forgetting": forgetting.numpy()})
-    atomic_write(table_out, lambda tmp: table.to_parquet(tmp, index=False))
-    metrics = {"stage": "scoring", "seed": seed, "examples": len(table), "cost": meter.summary(),
+    world = distributed.world()
+    cost = meter.merged().summary()  # every rank: a collective under torchrun
+    metrics = {"stage": "scoring", "seed": seed, "examples": len(table), "cost": cost,
                "stage_seconds": round(time.perf_counter() - started, 2)}
-    atomic_write_json(metrics_out, metrics)
+    if world.distributed:
+        metrics["runtime"] = {"processes": world.size}
+    if world.main:
+        atomic_write(table_out, lambda tmp: table.to_parquet(tmp, index=False))
+        atomic_write_json(metrics_out, metrics)
     return metrics
 
 
@@ -260,7 +273,7 @@ def train(params: Params, seed: int, method: str, data_path: Path, init_path: Pa
     splits = load_splits(data_path)
     model, spec = load_trained(init_path, params, splits)
     selector = build_selector(m.selector, m.fraction, seed, m.selector_options, inputs)
-    key = fingerprint("train", STATE_FORMAT, seed, m, params.objective, params.train,
+    key = fingerprint("train", STATE_FORMAT, seed, m, params.objective, params.train, params.scale,
                       params.attack, *digests)
     attack, objective = build_attack(m.attack), build_objective(params.objective)
     budget = full_epoch = None
@@ -271,7 +284,7 @@ def train(params: Params, seed: int, method: str, data_path: Path, init_path: Pa
                       attack=attack, selector=selector,
                       miner=build_miner(m.miner, m.miner_options), seed=seed, device=device,
                       checkpoint_dir=checkpoint_root / f"train-{key}", live_dir=live_dir,
-                      budget_passes=budget, full_epoch_passes=full_epoch)
+                      budget_passes=budget, full_epoch_passes=full_epoch, scale=params.scale)
     result = trainer.run()
     info = {"stage": "train", "seed": seed, "name": method,
             "settings": {**as_dict(m), "objective": as_dict(params.objective),

@@ -17,7 +17,9 @@ choice when Intel and AMD hosts are mixed.
 
 The caps are defaults: a user who sets one of these variables keeps their value
 (``ONEDNN_MAX_CPU_ISA=ALL`` etc. trade identity across machines for the fastest kernels), and
-``ROBUSTPRUNE_THREADS`` overrides the thread count (default 2). Each library reads its
+``ROBUSTPRUNE_THREADS`` overrides the thread count per process (default 2, divided among the
+processes torchrun starts on one machine, ``LOCAL_WORLD_SIZE``; a value the user sets is
+taken as is). Each library reads its
 variable when it first runs a kernel, so the package sets them on import, before it imports
 torch; :func:`pin_cpu_kernels` reports whether the pin took effect.
 """
@@ -37,7 +39,9 @@ def pin_cpu_kernels() -> dict[str, str]:
         os.environ.setdefault(key, value)
     import torch
 
-    threads = int(os.environ.get(THREADS_VAR, DEFAULT_THREADS))
+    # torchrun's processes on one machine share its cores: by default each takes its share
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    threads = int(os.environ.get(THREADS_VAR, max(1, DEFAULT_THREADS // local)))
     if threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return {**{key: os.environ[key] for key in PINNED},

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from robustprune import cli, pipeline
 from robustprune.config import load_params
-from robustprune.training import resolve_device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> None:
         params = load_params(args.params)
         pipeline.scoring(params, cli.seed_of(args.seed, params), args.data, args.init,
-                           args.forgetting, args.out, args.metrics, resolve_device(args.device))
+                         args.forgetting, args.out, args.metrics,
+                         cli.distributed_device(args.device))
 
     return cli.run(go)
 

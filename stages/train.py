@@ -12,7 +12,6 @@ from pathlib import Path
 
 from robustprune import cli, pipeline
 from robustprune.config import load_params
-from robustprune.training import resolve_device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         pipeline.train(params, cli.seed_of(args.seed, params),
                        cli.method_of(args.method, params), args.data, args.init, args.out,
-                       args.metrics, args.live, resolve_device(args.device),
+                       args.metrics, args.live, cli.distributed_device(args.device),
                        scores_path=args.scores, scores_metrics=args.scores_metrics)
 
     return cli.run(go)

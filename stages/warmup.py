@@ -11,7 +11,6 @@ from pathlib import Path
 
 from robustprune import cli, pipeline
 from robustprune.config import load_params
-from robustprune.training import resolve_device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> None:
         params = load_params(args.params)
         pipeline.warmup(params, cli.seed_of(args.seed, params), args.data, args.out,
-                        args.metrics, args.live, resolve_device(args.device),
+                        args.metrics, args.live, cli.distributed_device(args.device),
                         forgetting_out=args.forgetting)
 
     return cli.run(go)

@@ -70,6 +70,7 @@ def tiny_params(npz: Path, **sections: dict[str, Any]) -> dict[str, Any]:
                  "n_curve": 32, "batch_size": 64},
         "corruptions": {"source": "generated", "n": 24, "seed": 0, "path": ""},
         "report": {"pareto_axis": "adversarial"},
+        "scale": {"nproc": 1},  # dvc.yaml's commands read it
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values} if isinstance(values, dict) else values

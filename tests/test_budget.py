@@ -107,7 +107,7 @@ def test_collapse_is_flagged_and_optionally_rolled_back(tmp_path, tiny_npz, monk
     params, data, warm = _prepared(tmp_path, raw)
     script, weights = iter([0.6, 0.7, 0.3, 0.8]), []
 
-    def scripted(self: training.Trainer) -> dict[str, float]:
+    def scripted(self: training.Trainer, epoch: int = -1) -> dict[str, float]:
         weights.append({k: v.clone() for k, v in self.model.state_dict().items()})
         return {"val_clean_acc": 0.9, "val_pgd_acc": next(script)}
 
@@ -131,7 +131,7 @@ def test_a_rollback_survives_a_resume(tmp_path, tiny_npz, monkeypatch):
     params, data, warm = _prepared(tmp_path, raw)
     script, weights = iter([0.6, 0.7, 0.3]), []
 
-    def scripted(self: training.Trainer) -> dict[str, float]:
+    def scripted(self: training.Trainer, epoch: int = -1) -> dict[str, float]:
         weights.append({k: v.clone() for k, v in self.model.state_dict().items()})
         return {"val_clean_acc": 0.9, "val_pgd_acc": next(script)}
 

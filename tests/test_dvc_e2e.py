@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -174,3 +175,30 @@ def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny
     stats_py = repo / "robustprune" / "stats.py"
     stats_py.write_text(stats_py.read_text() + "\n")
     assert "train@full-0" not in _stale(repo)
+
+
+def test_queued_sweep_runs_on_two_workers(tmp_path, tiny_npz):
+    """`dvc exp run --queue` twice, then `dvc queue start -j 2`: both experiments run at
+    once, each in its own copy of the committed project, and land beside the baseline."""
+    raw = tiny_params(tiny_npz, methods={"full": {}}, warmup={"epochs": 1},
+                      train={"epochs": 1}, eval={"n_curve": 0, "n_pgd": 32})
+    repo = _project(tmp_path, raw)
+    _run(["dvc", "repro", "--quiet"], repo)
+    _run(["git", "add", "-A"], repo)  # queued runs copy what git tracks: outputs' .lock too
+    _run(["git", "commit", "-qm", "baseline run"], repo)
+    for lr in ("0.02", "0.03"):
+        _run(["dvc", "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", f"train.lr={lr}"], repo)
+    _run(["dvc", "queue", "start", "-j", "2"], repo)
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        status = _run(["dvc", "queue", "status"], repo)
+        if "Success" in status and not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(3)
+    else:
+        raise AssertionError(f"the queue did not finish:\n{status}")
+    assert status.count("Success") == 2, status
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo, stdout_only=True))
+    names = {e.get("name") for b in shown for e in (b.get("experiments") or [])}
+    assert {"lr-0.02", "lr-0.03"} <= names
+    _run(["dvc", "queue", "stop"], repo)

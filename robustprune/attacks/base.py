@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustprune import distributed
+
 NORMS = ("linf", "l2")
 """The threat models every attack supports (``attack.norm``)."""
 
@@ -47,12 +49,15 @@ def ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def random_in_ball(like: torch.Tensor, radius: float, norm: str) -> torch.Tensor:
-    """Uniform in the ℓ∞ cube, or a uniform direction with uniform radius in the ℓ2 ball."""
+    """Uniform in the ℓ∞ cube, or a uniform direction with uniform radius in the ℓ2 ball.
+
+    Drawn through :mod:`robustprune.distributed`, so a data-parallel rank draws the same
+    numbers for its rows as one process does for the whole batch."""
     if norm == "linf":
-        return (torch.rand_like(like) * 2 - 1) * radius
-    direction = torch.randn_like(like)
+        return (distributed.rand_like(like) * 2 - 1) * radius
+    direction = distributed.randn_like(like)
     direction = direction / _flat_norm(direction)
-    r = torch.rand(like.shape[0], *([1] * (like.dim() - 1)), device=like.device) * radius
+    r = distributed.rand_rows(like, *([1] * (like.dim() - 1))) * radius
     return direction * r
 
 
@@ -117,8 +122,8 @@ class Attack:
         is a valid attack, so this is at least as strong as the last iterate, and cheaper.
         """
         x = x.detach()
-        if self.steps == 0 or x.shape[0] == 0:
-            return x.clone()
+        if self.steps == 0 or (x.shape[0] == 0 and not distributed.drawing_globally()):
+            return x.clone()  # (a data-parallel rank with no rows still makes its draws)
         delta = self.initial_delta(x) if delta is None else delta.detach()
         delta = (x + delta).clamp(0, 1) - x
         active = torch.arange(x.shape[0], device=x.device)

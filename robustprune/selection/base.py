@@ -22,7 +22,7 @@ set for it, validated by config) and the pipeline inputs it ``needs`` by name (e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -180,6 +180,21 @@ def head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
 def with_bias(h: torch.Tensor) -> torch.Tensor:
     """Features with a constant 1 appended, so the bias gradient is part of the product."""
     return torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
+
+
+def on_main(solve: Callable[[], Selection]) -> Selection:
+    """Run a selection solver once, on rank 0 of a torchrun run, and give every rank its
+    result (a plain call for one process)."""
+    from robustprune import distributed
+
+    if not distributed.world().distributed:
+        return solve()
+    picked = solve() if distributed.world().main else None
+    box = distributed.broadcast_object(
+        None if picked is None else {"indices": picked.indices.cpu(),
+                                     "weights": None if picked.weights is None
+                                     else picked.weights.cpu()})
+    return Selection(indices=box["indices"], weights=box["weights"])
 
 
 def seeded_generator(*parts: int) -> torch.Generator:

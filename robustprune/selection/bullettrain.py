@@ -16,6 +16,9 @@ r ← m·r + (1−m)·γ·acc (m = 0.9, γ = 0.8, r₀ = 0), as in the public re
 paper's code is not public). The robust accuracy is read from the logits of the training step
 itself (train mode), so it costs no extra pass; the scoring forward is charged to ``select``.
 The base objective (PGD-AT, TRADES, MART) is applied to every example with its own x'.
+Under torchrun the categories are those of the global batch (the ranks' scores are gathered
+for the quantile) and r reads the gathered logits, so every rank holds the same r and the run
+makes the one-process choices.
 
 **BulletTrain for AugMix** (the paper's rule is not public; this is ours): the same
 categorisation, but a category sets how many AugMix views an example gets: boundary examples
@@ -39,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustprune import distributed
 from robustprune.attacks import Attack
 from robustprune.cost import CostMeter
 from robustprune.objectives import Objective, Views
@@ -98,16 +102,34 @@ class BulletTrain(BatchMiner):
         if not objective.uses_attack:  # clean training: nothing to allocate
             return objective.training_inputs(model, x, y, None)
         with meter.in_phase("select"), torch.no_grad():
-            cats = categorize(signed_spread(model(x), y), self.r)
-        self._record(cats)
+            scores = signed_spread(model(x), y)
+        all_cats, mine = self._categorize(scores)
+        cats = all_cats[mine]
         x_adv = x.detach().clone()
         cheap = attack.cheaper(self.robust_steps, self.robust_step_factor)
         with meter.in_phase("attack"):
             for category, atk in ((BOUNDARY, attack), (ROBUST, cheap)):
+                in_all = all_cats == category
+                if atk is None or not in_all.any():
+                    continue
                 mask = cats == category
-                if atk is not None and mask.any():
-                    x_adv[mask] = objective.adversarial(model, x[mask], y[mask], atk)
+                # this rank's rows among the whole batch's examples of the category: their
+                # attack starts are the numbers one process draws for them
+                rows = (in_all.cumsum(0) - 1)[mine][mask]
+                with distributed.draws_for(int(in_all.sum()), rows):
+                    out = objective.adversarial(model, x[mask], y[mask], atk)
+                if mask.any():
+                    x_adv[mask] = out
         return x_adv
+
+    def _categorize(self, scores: torch.Tensor) -> tuple[torch.Tensor, slice]:
+        """Categories of the whole (global) batch and this rank's slice of it. The quantile
+        that makes r a share of the batch is taken over the global batch, so a data-parallel
+        run categorises exactly as one process does."""
+        all_scores = distributed.gather_cat(scores)
+        all_cats = categorize(all_scores, self.r)
+        self._record(all_cats)
+        return all_cats, distributed.world().shard(len(all_cats))
 
     def _record(self, cats: torch.Tensor) -> None:
         self._counts += torch.bincount(cats.cpu(), minlength=3)
@@ -117,13 +139,12 @@ class BulletTrain(BatchMiner):
     def _views(self, logits_clean: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """AugMix views per example from the training step's own clean logits (the objective
         clamps the boundary examples' large count to its ``mix_views``)."""
-        cats = categorize(signed_spread(logits_clean, y), self.r)
-        self._record(cats)
-        views = torch.full(cats.shape, 1 << 16, dtype=torch.long, device=cats.device)
-        views[cats == ROBUST] = self.options.robust_views
-        views[cats == OUTLIER] = self.options.outlier_views
-        self._viewed = views > 0
-        return views
+        all_cats, mine = self._categorize(signed_spread(logits_clean, y))
+        views = torch.full(all_cats.shape, 1 << 16, dtype=torch.long, device=all_cats.device)
+        views[all_cats == ROBUST] = self.options.robust_views
+        views[all_cats == OUTLIER] = self.options.outlier_views
+        self._viewed = views > 0  # of the whole batch, as observe() sees it
+        return views[mine]
 
     def observe(self, logits_adv: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None:
         viewed, self._viewed = self._viewed, None

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from robustprune import distributed
 from robustprune.schema import param
 from robustprune.selection.base import (
     Selection,
@@ -34,6 +35,8 @@ from robustprune.selection.base import (
     SubsetSelector,
     class_budgets,
     head_inputs,
+    on_main,
+    output_layer,
     seeded_generator,
     with_bias,
 )
@@ -55,21 +58,31 @@ class CoresetOptions(ScheduleOptions):
 
 
 def output_gradients(ctx: SelectionContext, x_u8: torch.Tensor, y_all: torch.Tensor,
-                     with_features: bool = True, batch_size: int | None = None
+                     with_features: bool = True, batch_size: int | None = None, salt: int = 0
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Output-layer gradients of the objective on freshly attacked inputs, and the adversarial
-    penultimate features [N, H+1] (with a constant 1 for the bias)."""
+    penultimate features [N, H+1] (with a constant 1 for the bias).
+
+    The pass runs in chunks whose attack draws are seeded by (seed, epoch, ``salt``, chunk);
+    under torchrun each rank attacks a contiguous block of chunks and the rows are gathered
+    in order, so every rank gets the rows one process computes."""
     model, objective = ctx.model, ctx.objective
     was_training = model.training
     model.eval()
     bs = batch_size or 4 * ctx.batch_size
-    rows, feats = [], []
+    head = output_layer(model)
+    k, h1 = head.out_features, head.in_features + 1
+    rows = [torch.zeros((0, k * h1 if with_features else k), device=x_u8.device)]
+    feats = [torch.zeros((0, h1), device=x_u8.device)]
+    first, end = distributed.my_chunks(len(y_all), bs)
     try:
         with head_inputs(model) as captured:
-            for i in range(0, len(y_all), bs):
-                x = x_u8[i:i + bs].float().div_(255.0)
-                y = y_all[i:i + bs]
-                x_adv = objective.adversarial(model, x, y, ctx.attack)
+            for c in range(first, end):
+                x = x_u8[c * bs:(c + 1) * bs].float().div_(255.0)
+                y = y_all[c * bs:(c + 1) * bs]
+                with distributed.seeded(distributed.chunk_seed(ctx.seed, ctx.epoch, salt, c),
+                                        x.device):
+                    x_adv = objective.adversarial(model, x, y, ctx.attack)
                 captured.clear()
                 with torch.no_grad():
                     z_adv = model(x_adv)
@@ -88,11 +101,11 @@ def output_gradients(ctx: SelectionContext, x_u8: torch.Tensor, y_all: torch.Ten
                     if with_features:
                         g = (g[:, :, None] * with_bias(h)[:, None, :]).flatten(1)
                     total = g if total is None else total + g
-                rows.append(total)
-                feats.append(with_bias(h_adv))
+                rows.append(total.float())
+                feats.append(with_bias(h_adv).float())
     finally:
         model.train(was_training)
-    return torch.cat(rows), torch.cat(feats)
+    return (distributed.gather_cat(torch.cat(rows)), distributed.gather_cat(torch.cat(feats)))
 
 
 class Periodic(SubsetSelector):
@@ -140,7 +153,8 @@ class _Coreset(Periodic):
 
     def reselect(self, ctx: SelectionContext) -> Selection:
         grads = output_gradients(ctx, ctx.x_train, ctx.y_train, self.options.features)[0]
-        return self.per_class(ctx, grads.double())
+        # the solver runs once (rank 0 under torchrun) and its choice is broadcast
+        return on_main(lambda: self.per_class(ctx, grads.double()))
 
     def per_class(self, ctx: SelectionContext, grads: torch.Tensor) -> Selection:
         """Run :meth:`solve` on each class with budget ⌈f·n_c⌉; random fill, weight 1."""

@@ -24,6 +24,7 @@ from robustprune.selection.base import (
     Selection,
     SelectionContext,
     class_budgets,
+    on_main,
     output_layer,
 )
 from robustprune.selection.coreset import Periodic, output_gradients
@@ -78,7 +79,7 @@ class Glister(Periodic):
         if ctx.x_val is None or ctx.y_val is None or len(ctx.y_val) == 0:
             raise ValueError("glister needs a validation split (data.val_size > 0)")
         grads, _ = output_gradients(ctx, ctx.x_train, ctx.y_train, with_features=True)
-        _, val_feats = output_gradients(ctx, ctx.x_val, ctx.y_val, with_features=True)
+        _, val_feats = output_gradients(ctx, ctx.x_val, ctx.y_val, with_features=True, salt=1)
         head = output_layer(ctx.model)
         w = torch.cat([head.weight, head.bias[:, None]], dim=1).detach().double()
         y = ctx.y_train
@@ -86,6 +87,6 @@ class Glister(Periodic):
         for members, k in class_budgets(y, self.fraction, ctx.num_classes):
             budgets[y[members[0]]] = k  # indexed by class, 0 for an empty class
         eta = ctx.lr / max(ctx.batch_size, 1)
-        picked = glister_greedy(grads.double(), y, budgets, w, val_feats.double(), ctx.y_val,
-                                eta)
-        return Selection(indices=picked.sort().values.cpu())
+        # the greedy solver runs once (rank 0 under torchrun) and its choice is broadcast
+        return on_main(lambda: Selection(indices=glister_greedy(
+            grads.double(), y, budgets, w, val_feats.double(), ctx.y_val, eta).sort().values.cpu()))

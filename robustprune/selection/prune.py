@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from robustprune import distributed
 from robustprune.errors import InputError
 from robustprune.schema import param
 from robustprune.selection.base import (
@@ -78,9 +79,10 @@ class Prune(SubsetSelector):
     def select(self, ctx: SelectionContext) -> Selection:
         if not self.charged:
             cost = self.table.cost
-            ctx.meter.add("select", forward=int(cost.get("forward_passes", 0)),
-                          backward=int(cost.get("backward_passes", 0)),
-                          seconds=float(cost.get("seconds", 0.0)))
+            if distributed.world().main:  # once per run: the ranks' counters are summed
+                ctx.meter.add("select", forward=int(cost.get("forward_passes", 0)),
+                              backward=int(cost.get("backward_passes", 0)),
+                              seconds=float(cost.get("seconds", 0.0)))
             self.charged = True
         if self.current is None:
             scores = self._load_scores(len(ctx.y_train))

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustprune import distributed
 from robustprune.attacks import Attack
 from robustprune.cost import CostMeter
 from robustprune.objectives import Objective
@@ -63,21 +64,30 @@ class ForgettingTracker:
 
 def adversarial_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        objective: Objective, attack: Attack, meter: CostMeter,
-                       batch_size: int) -> dict[str, torch.Tensor]:
-    """adv_loss, el2n and grand for every example (model is a counting model)."""
-    out: dict[str, list[torch.Tensor]] = {"adv_loss": [], "el2n": [], "grand": []}
+                       batch_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """adv_loss, el2n and grand for every example (model is a counting model).
+
+    Chunks of ``batch_size`` draw their attack starts from their own seed (``seed``, chunk);
+    under torchrun each rank scores a contiguous block of chunks and every rank gets all
+    scores, in order: the numbers one process computes."""
+    out: dict[str, list[torch.Tensor]] = {"adv_loss": [torch.zeros(0)], "el2n": [torch.zeros(0)],
+                                          "grand": [torch.zeros(0)]}
     model.eval()
+    first, end = distributed.my_chunks(len(y), batch_size)
     with head_inputs(model) as feats, meter.in_phase("select"):
-        for i in range(0, len(y), batch_size):
-            xb, yb = x[i:i + batch_size].float().div_(255.0), y[i:i + batch_size]
-            x_adv = objective.adversarial(model, xb, yb, attack)
+        for c in range(first, end):
+            xb = x[c * batch_size:(c + 1) * batch_size].float().div_(255.0)
+            yb = y[c * batch_size:(c + 1) * batch_size]
+            with distributed.seeded(distributed.chunk_seed(seed, 0x5C0, c), xb.device):
+                x_adv = objective.adversarial(model, xb, yb, attack)
             feats.clear()
             with torch.no_grad():
                 logits = model(x_adv)
             p = F.softmax(logits, dim=1)
             resid = p - F.one_hot(yb, p.shape[1]).float()
-            h1 = with_bias(feats[0])
+            h1 = with_bias(feats[0].float())
             out["adv_loss"].append(F.cross_entropy(logits, yb, reduction="none").cpu())
             out["el2n"].append(resid.norm(dim=1).cpu())
             out["grand"].append((resid.norm(dim=1) * h1.norm(dim=1)).cpu())
-    return {k: torch.cat(v) if v else torch.zeros(0) for k, v in out.items()}
+    dev = x.device if x.device.type == "cuda" else torch.device("cpu")
+    return {k: distributed.gather_cat(torch.cat(v).to(dev)).cpu() for k, v in out.items()}
