@@ -181,12 +181,13 @@ def test_queued_sweep_runs_on_two_workers(tmp_path, tiny_npz):
     """`dvc exp run --queue` twice, then `dvc queue start -j 2`: both experiments run at
     once, each in its own copy of the committed project, and land beside the baseline."""
     raw = tiny_params(tiny_npz, methods={"full": {}}, warmup={"epochs": 1},
-                      train={"epochs": 1}, eval={"n_curve": 0, "n_pgd": 32})
+                      train={"epochs": 1}, eval={"n_curve": 0, "n_pgd": 32},
+                      corruptions={"n": 8})
     repo = _project(tmp_path, raw)
     _run(["dvc", "repro", "--quiet"], repo)
     _run(["git", "add", "-A"], repo)  # queued runs copy what git tracks: outputs' .lock too
     _run(["git", "commit", "-qm", "baseline run"], repo)
-    for lr in ("0.02", "0.03"):
+    for lr in ("0.02", "0.03"):  # each reruns the branch's training, its evaluation, report
         _run(["dvc", "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", f"train.lr={lr}"], repo)
     _run(["dvc", "queue", "start", "-j", "2"], repo)
     deadline = time.monotonic() + 420
@@ -194,7 +195,7 @@ def test_queued_sweep_runs_on_two_workers(tmp_path, tiny_npz):
         status = _run(["dvc", "queue", "status"], repo)
         if "Success" in status and not re.search(r"\b(Queued|Running)\b", status):
             break
-        time.sleep(3)
+        time.sleep(1)
     else:
         raise AssertionError(f"the queue did not finish:\n{status}")
     assert status.count("Success") == 2, status
