@@ -59,6 +59,7 @@ from robustprune.io import atomic_torch_save
 from robustprune.objectives import Objective
 from robustprune.schedules import SCHEDULES
 from robustprune.selection import BatchMiner, Selection, SelectionContext, SubsetSelector
+from robustprune.selection.base import broadcast_selection
 
 CHECKPOINT_NAME = "last.pt"
 VAL_CHUNK = 500  # validation examples per chunk (each chunk's attack draws are its own)
@@ -278,10 +279,7 @@ class Trainer:
         with self.meter.in_phase("select"):
             selection = self.selector.select(self._context(epoch))
             if self.world.distributed:
-                box = distributed.broadcast_object(
-                    {"indices": selection.indices.cpu(),
-                     "weights": None if selection.weights is None else selection.weights.cpu()})
-                selection = Selection(indices=box["indices"], weights=box["weights"])
+                selection = broadcast_selection(selection)
         return selection
 
     def _step_loss(self, x: torch.Tensor, x_adv: Any, y: torch.Tensor,

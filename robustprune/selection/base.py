@@ -189,7 +189,13 @@ def on_main(solve: Callable[[], Selection]) -> Selection:
 
     if not distributed.world().distributed:
         return solve()
-    picked = solve() if distributed.world().main else None
+    return broadcast_selection(solve() if distributed.world().main else None)
+
+
+def broadcast_selection(picked: Selection | None) -> Selection:
+    """Rank 0's selection on every rank (``picked`` is only read on rank 0)."""
+    from robustprune import distributed
+
     box = distributed.broadcast_object(
         None if picked is None else {"indices": picked.indices.cpu(),
                                      "weights": None if picked.weights is None
