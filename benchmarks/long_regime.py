@@ -263,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
             f"params.yaml (only `train.epochs` changes; the one-cycle schedule anneals to each "
             f"length). Hardware of the last invocation: {platform.machine()}, "
             f"{torch.get_num_threads()} threads, torch {torch.__version__}, CPU capability "
-            f"{torch.backends.cpu.get_cpu_capability()}; the runs' training took "
+            f"{torch.backends.cpu.get_cpu_capability()}"
+            + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+            + "; the runs' training took "
             f"{sum(r['train_seconds'] for r in results.values()):.0f} s in all (each run's "
             f"machine and seconds are in the JSON). {args.note}\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,9 @@
 # benchmarks/record.py as benchmarks/results/<objective>.md (table, targets, stage timers,
 # hardware) and .json (the report's summary). This is a benchmark, not a test: it takes about
 # an hour per objective on a 2-core CPU (README "Results" lists the measured times). Run it on
-# an otherwise idle machine: the wall-clock speed-ups are only as clean as the machine.
+# an otherwise idle machine: the wall-clock speed-ups are only as clean as the machine. The GPU
+# tables (gpu-h200.md and the files it links) come from benchmarks/gpu_run.sh on a CUDA machine,
+# the long regime from benchmarks/long_regime.py (see their results files for the commands).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make setup

@@ -120,9 +120,15 @@ def _common(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[:n], b[:n]
 
 
+def _has(ex: list[dict[str, np.ndarray]], column: str) -> bool:
+    """Whether every seed's table has ``column``: a tier measured on some seeds only (the
+    AutoAttack run later on part of them) is left out rather than averaged over a subset."""
+    return all(column in e for e in ex)
+
+
 def _robust_interval(ex: list[dict[str, np.ndarray]]) -> Interval | None:
     """AutoAttack-calibrated accuracy of one method over its seeds (None without AutoAttack)."""
-    if "autoattack" not in ex[0]:
+    if not _has(ex, "autoattack"):
         return None
     parts = []
     for e in ex:
@@ -135,7 +141,7 @@ def _robust_interval(ex: list[dict[str, np.ndarray]]) -> Interval | None:
 def _difference(ex_a: list[dict[str, np.ndarray]], ex_b: list[dict[str, np.ndarray]],
                 column: str) -> Interval | None:
     """Paired Δ (a − b) on one tier's examples, over the seeds both have."""
-    if column not in ex_a[0] or column not in ex_b[0]:
+    if not (_has(ex_a, column) and _has(ex_b, column)):
         return None
     pairs = [_common(_prefix(a[column]), _prefix(b[column]))
              for a, b in zip(ex_a, ex_b, strict=True)]
@@ -146,7 +152,7 @@ def _calibrated_difference(ex_a: list[dict[str, np.ndarray]],
                            ex_b: list[dict[str, np.ndarray]]) -> Interval | None:
     """AutoAttack-calibrated Δ: paired PGD-k Δ on all examples + paired (AA − PGD-k) gap
     difference on the AutoAttack subset."""
-    if "autoattack" not in ex_a[0] or "autoattack" not in ex_b[0]:
+    if not (_has(ex_a, "autoattack") and _has(ex_b, "autoattack")):
         return None
     parts = []
     for a, b in zip(ex_a, ex_b, strict=True):
@@ -255,8 +261,8 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
             "pgd_acc": _stat([e["pgd_acc"] for e in evals]), "n_pgd": ev["n_pgd"],
             "pgd_label": ev["pgd_label"],
             "autoattack_acc": (_stat([e["autoattack_acc"] for e in evals])
-                               if ev.get("n_autoattack") else None),
-            "n_autoattack": ev.get("n_autoattack", 0),
+                               if all(e.get("n_autoattack") for e in evals) else None),
+            "n_autoattack": min(e.get("n_autoattack", 0) for e in evals),
             "autoattack_label": ev.get("autoattack_label"),
             "pgd_interval": _iv(seeds_proportion([_prefix(e["pgd"]) for e in ex[name]])),
             "robust_calibrated": _iv(_robust_interval(ex[name])),
@@ -546,12 +552,12 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
         evs = [c["eval"] for c in clean.values()]
         s = len(evs)
         failed = sorted({f for e in evs for f in e.get("checks_failed", [])})
-        aa = (_stat([e["autoattack_acc"] for e in evs]) if evs[0].get("n_autoattack")
-              else None)
+        aa = (_stat([e["autoattack_acc"] for e in evs])
+              if all(e.get("n_autoattack") for e in evs) else None)
         lines.append(f"| clean-trained (warm-up only) | – | – | – | none | – | "
                      f"{_pct(_stat([e['clean_acc'] for e in evs]), s)} | "
                      f"{_pct(_stat([e['pgd_acc'] for e in evs]), s)} ({evs[0]['n_pgd']}) | "
-                     f"{_pct(aa, s)} ({evs[0].get('n_autoattack', 0)}) | – | – | "
+                     f"{_pct(aa, s)} ({min(e.get('n_autoattack', 0) for e in evs)}) | – | – | "
                      f"{', '.join(failed) or 'ok'} |")
     target = first["to_target"]["target"]
     lines += ["", f"| method | passes | train s | speed-up at equal epochs (passes / s) | "

@@ -215,6 +215,27 @@ def test_seeds_are_aggregated(tmp_path: Path) -> None:
     assert "Seeds: 0, 1, 2" in table and " ± " in table
 
 
+def test_autoattack_on_some_seeds_only_is_left_out_not_averaged(tmp_path: Path) -> None:
+    """A model evaluated with AutoAttack on seed 0 but not yet on seed 1 has no AutoAttack
+    figure over both seeds (a subset mean would pass for the seeds' mean); its PGD stays."""
+    params = params_from_dict({"methods": METHODS, "seeds": [0, 1]})
+    metrics, examples = _write(tmp_path, MEASURED, (0, 1))
+    ev = json.loads((metrics / "eval" / "bullettrain-1.json").read_text())
+    del ev["autoattack_acc"]
+    ev["n_autoattack"] = 0
+    (metrics / "eval" / "bullettrain-1.json").write_text(json.dumps(ev))
+    table = pd.read_parquet(examples / "bullettrain-1.parquet").drop(columns="autoattack")
+    table.to_parquet(examples / "bullettrain-1.parquet")
+    rows = report.report(params, metrics, examples, "full", tmp_path / "summary.json",
+                         tmp_path / "summary.md", tmp_path / "pareto.png",
+                         tmp_path / "curves.csv")["methods"]
+    bt = rows["bullettrain"]
+    assert bt["autoattack_acc"] is None and bt["n_autoattack"] == 0
+    assert bt["delta_autoattack"] is None and bt["delta_calibrated"] is None
+    assert bt["delta_pgd"]["seeds"] == 2
+    assert rows["score"]["autoattack_acc"] is not None
+
+
 def test_report_level_checks_name_the_failure(tmp_path: Path) -> None:
     collapsed = dict(MEASURED, stack=(100_000, 80.0, 0.30, 0.25, 0.2))
     rows = _run(tmp_path, measured=collapsed,
