@@ -242,9 +242,13 @@ def all_sum(t: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def gather_cat(t: torch.Tensor) -> torch.Tensor:
+def gather_cat(t: torch.Tensor, main_only: bool = False) -> torch.Tensor:
     """Every rank's ``t`` concatenated along dim 0 in rank order, on every rank. The ranks'
-    row counts may differ (they are exchanged first)."""
+    row counts may differ (they are exchanged first).
+
+    ``main_only``: only rank 0 gets the rows (the others get zero rows of the same width), for
+    a matrix that only rank 0's solver reads: N×D rows gathered on every rank would cost every
+    rank the whole matrix's memory."""
     if not _WORLD.distributed:
         return t
     import torch.distributed as dist
@@ -256,8 +260,15 @@ def gather_cat(t: torch.Tensor) -> torch.Tensor:
     width = max(sizes)
     padded = t.new_zeros((width, *t.shape[1:]))
     padded[:t.shape[0]] = t
-    parts = [torch.empty_like(padded) for _ in range(_WORLD.size)]
-    dist.all_gather(parts, padded.contiguous())
+    if main_only:
+        parts = [torch.empty_like(padded) for _ in range(_WORLD.size)] if _WORLD.main else None
+        dist.gather(padded.contiguous(), parts, dst=0)
+        if not _WORLD.main:
+            return t.new_zeros((0, *t.shape[1:]))
+    else:
+        parts = [torch.empty_like(padded) for _ in range(_WORLD.size)]
+        dist.all_gather(parts, padded.contiguous())
+    assert parts is not None
     return torch.cat([p[:s] for p, s in zip(parts, sizes, strict=True)])
 
 

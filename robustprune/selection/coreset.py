@@ -58,14 +58,15 @@ class CoresetOptions(ScheduleOptions):
 
 
 def output_gradients(ctx: SelectionContext, x_u8: torch.Tensor, y_all: torch.Tensor,
-                     with_features: bool = True, batch_size: int | None = None, salt: int = 0
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+                     with_features: bool = True, batch_size: int | None = None, salt: int = 0,
+                     main_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Output-layer gradients of the objective on freshly attacked inputs, and the adversarial
     penultimate features [N, H+1] (with a constant 1 for the bias).
 
     The pass runs in chunks whose attack draws are seeded by (seed, epoch, ``salt``, chunk);
     under torchrun each rank attacks a contiguous block of chunks and the rows are gathered
-    in order, so every rank gets the rows one process computes."""
+    in order, so every rank gets the rows one process computes (rank 0 alone with
+    ``main_only``, for the rank-0 solvers)."""
     model, objective = ctx.model, ctx.objective
     was_training = model.training
     model.eval()
@@ -105,7 +106,8 @@ def output_gradients(ctx: SelectionContext, x_u8: torch.Tensor, y_all: torch.Ten
                 feats.append(with_bias(h_adv).float())
     finally:
         model.train(was_training)
-    return (distributed.gather_cat(torch.cat(rows)), distributed.gather_cat(torch.cat(feats)))
+    return (distributed.gather_cat(torch.cat(rows), main_only),
+            distributed.gather_cat(torch.cat(feats), main_only))
 
 
 class Periodic(SubsetSelector):
@@ -152,7 +154,8 @@ class _Coreset(Periodic):
         raise NotImplementedError
 
     def reselect(self, ctx: SelectionContext) -> Selection:
-        grads = output_gradients(ctx, ctx.x_train, ctx.y_train, self.options.features)[0]
+        grads = output_gradients(ctx, ctx.x_train, ctx.y_train, self.options.features,
+                                 main_only=True)[0]
         # the solver runs once (rank 0 under torchrun) and its choice is broadcast
         return on_main(lambda: self.per_class(ctx, grads.double()))
 

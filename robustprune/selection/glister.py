@@ -78,8 +78,10 @@ class Glister(Periodic):
     def reselect(self, ctx: SelectionContext) -> Selection:
         if ctx.x_val is None or ctx.y_val is None or len(ctx.y_val) == 0:
             raise ValueError("glister needs a validation split (data.val_size > 0)")
-        grads, _ = output_gradients(ctx, ctx.x_train, ctx.y_train, with_features=True)
-        _, val_feats = output_gradients(ctx, ctx.x_val, ctx.y_val, with_features=True, salt=1)
+        grads, _ = output_gradients(ctx, ctx.x_train, ctx.y_train, with_features=True,
+                                    main_only=True)
+        _, val_feats = output_gradients(ctx, ctx.x_val, ctx.y_val, with_features=True, salt=1,
+                                        main_only=True)
         head = output_layer(ctx.model)
         w = torch.cat([head.weight, head.bias[:, None]], dim=1).detach().double()
         y = ctx.y_train
