@@ -198,7 +198,7 @@ def _corruption(name: str, runs: dict[str, dict[int, dict[str, Any]]],
     accuracy (mean ± std, interval over examples), paired Δ vs the baseline, mCE relative to
     the clean-trained model of each seed, accuracy per severity."""
     evals = [runs[name][s]["eval"] for s in seeds]
-    if "corruption_acc" not in evals[0] or "corruption" not in ex[name][0]:
+    if not (all("corruption_acc" in e for e in evals) and _has(ex[name], "corruption")):
         return None
     copies = int(evals[0]["n_corrupted_copies"])
     mine = [_shares(e, copies) for e in ex[name]]
@@ -212,7 +212,7 @@ def _corruption(name: str, runs: dict[str, dict[int, dict[str, Any]]],
         "by_name": {k: round(float(np.mean([e["corruption_acc_by_name"][k] for e in evals])), 6)
                     for k in evals[0]["corruption_acc_by_name"]},
         "delta": None, "mce": None}
-    if "corruption" in ex[baseline][0]:
+    if _has(ex[baseline], "corruption"):
         base = [_shares(e, copies) for e in ex[baseline]]
         out["delta"] = paired_share_difference(
             [_common(a, b) for a, b in zip(mine, base, strict=True)]).as_dict()

@@ -236,6 +236,26 @@ def test_autoattack_on_some_seeds_only_is_left_out_not_averaged(tmp_path: Path) 
     assert rows["score"]["autoattack_acc"] is not None
 
 
+def test_corruptions_on_some_seeds_only_are_left_out(tmp_path: Path) -> None:
+    """Common corruptions evaluated on seed 0 but not on seed 1: no corruption figures over
+    the two seeds (and no KeyError from the seed that lacks them)."""
+    params = params_from_dict({"methods": METHODS, "seeds": [0, 1]})
+    metrics, examples = _write(tmp_path, MEASURED, (0, 1))
+    for name in METHODS:
+        ev = json.loads((metrics / "eval" / f"{name}-0.json").read_text())
+        ev.update(corruption_acc=0.6, n_corruption=N, n_corrupted_copies=75,
+                  corruption_acc_by_severity={"1": 0.7}, corruption_acc_by_name={"fog": 0.5})
+        (metrics / "eval" / f"{name}-0.json").write_text(json.dumps(ev))
+        table = pd.read_parquet(examples / f"{name}-0.parquet")
+        table["corruption"] = np.full(N, 45, dtype=np.int16)
+        table.to_parquet(examples / f"{name}-0.parquet")
+    rows = report.report(params, metrics, examples, "full", tmp_path / "summary.json",
+                         tmp_path / "summary.md", tmp_path / "pareto.png",
+                         tmp_path / "curves.csv")["methods"]
+    assert all(r["corruption"] is None for r in rows.values())
+    assert rows["score"]["delta_pgd"]["seeds"] == 2
+
+
 def test_report_level_checks_name_the_failure(tmp_path: Path) -> None:
     collapsed = dict(MEASURED, stack=(100_000, 80.0, 0.30, 0.25, 0.2))
     rows = _run(tmp_path, measured=collapsed,
