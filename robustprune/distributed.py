@@ -260,15 +260,14 @@ def gather_cat(t: torch.Tensor, main_only: bool = False) -> torch.Tensor:
     width = max(sizes)
     padded = t.new_zeros((width, *t.shape[1:]))
     padded[:t.shape[0]] = t
+    if main_only and not _WORLD.main:
+        dist.gather(padded.contiguous(), None, dst=0)
+        return t.new_zeros((0, *t.shape[1:]))
+    parts = [torch.empty_like(padded) for _ in range(_WORLD.size)]
     if main_only:
-        parts = [torch.empty_like(padded) for _ in range(_WORLD.size)] if _WORLD.main else None
         dist.gather(padded.contiguous(), parts, dst=0)
-        if not _WORLD.main:
-            return t.new_zeros((0, *t.shape[1:]))
     else:
-        parts = [torch.empty_like(padded) for _ in range(_WORLD.size)]
         dist.all_gather(parts, padded.contiguous())
-    assert parts is not None
     return torch.cat([p[:s] for p, s in zip(parts, sizes, strict=True)])
 
 

@@ -126,6 +126,13 @@ def _has(ex: list[dict[str, np.ndarray]], column: str) -> bool:
     return all(column in e for e in ex)
 
 
+def _autoattack(evals: list[dict[str, Any]]) -> tuple[dict[str, float] | None, int]:
+    """Mean ± std of AutoAttack accuracy over the seeds and the smallest n, or None when a
+    seed was not attacked (a subset's mean would pass for the seeds' mean)."""
+    n = min(e.get("n_autoattack", 0) for e in evals)
+    return (_stat([e["autoattack_acc"] for e in evals]) if n else None), n
+
+
 def _robust_interval(ex: list[dict[str, np.ndarray]]) -> Interval | None:
     """AutoAttack-calibrated accuracy of one method over its seeds (None without AutoAttack)."""
     if not _has(ex, "autoattack"):
@@ -251,6 +258,7 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
         passes = float(np.mean([by_seed[s]["train"]["cost"]["passes"] for s in seeds]))
         secs = float(np.mean([by_seed[s]["train"]["cost"]["seconds"] for s in seeds]))
         evals = [by_seed[s]["eval"] for s in seeds]
+        aa, n_aa = _autoattack(evals)
         row: dict[str, Any] = {
             "selector": settings["selector"], "fraction": settings["fraction"],
             "miner": settings["miner"],
@@ -260,9 +268,7 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
             "clean_acc": _stat([e["clean_acc"] for e in evals]),
             "pgd_acc": _stat([e["pgd_acc"] for e in evals]), "n_pgd": ev["n_pgd"],
             "pgd_label": ev["pgd_label"],
-            "autoattack_acc": (_stat([e["autoattack_acc"] for e in evals])
-                               if all(e.get("n_autoattack") for e in evals) else None),
-            "n_autoattack": min(e.get("n_autoattack", 0) for e in evals),
+            "autoattack_acc": aa, "n_autoattack": n_aa,
             "autoattack_label": ev.get("autoattack_label"),
             "pgd_interval": _iv(seeds_proportion([_prefix(e["pgd"]) for e in ex[name]])),
             "robust_calibrated": _iv(_robust_interval(ex[name])),
@@ -552,12 +558,11 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
         evs = [c["eval"] for c in clean.values()]
         s = len(evs)
         failed = sorted({f for e in evs for f in e.get("checks_failed", [])})
-        aa = (_stat([e["autoattack_acc"] for e in evs])
-              if all(e.get("n_autoattack") for e in evs) else None)
+        aa, n_aa = _autoattack(evs)
         lines.append(f"| clean-trained (warm-up only) | – | – | – | none | – | "
                      f"{_pct(_stat([e['clean_acc'] for e in evs]), s)} | "
                      f"{_pct(_stat([e['pgd_acc'] for e in evs]), s)} ({evs[0]['n_pgd']}) | "
-                     f"{_pct(aa, s)} ({min(e.get('n_autoattack', 0) for e in evs)}) | – | – | "
+                     f"{_pct(aa, s)} ({n_aa}) | – | – | "
                      f"{', '.join(failed) or 'ok'} |")
     target = first["to_target"]["target"]
     lines += ["", f"| method | passes | train s | speed-up at equal epochs (passes / s) | "
