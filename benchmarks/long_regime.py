@@ -149,6 +149,30 @@ def objective_comparison(results: dict[str, Any], epochs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+SeedRuns = dict[str, dict[int, Any]]
+"""Per method, its runs by seed."""
+
+
+def seed_tables(runs: SeedRuns) -> list[tuple[list[int], SeedRuns]]:
+    """The seed sets the grid is tabulated over, each with the methods run on all its seeds.
+
+    Comparisons are paired over seeds, so a table may only hold methods that ran on every one
+    of its seeds. The first table uses all of ``full``'s seeds; then each shorter prefix of
+    them (first k seeds) gets a table when it admits more methods than the last one, so a
+    method still missing its later seeds is compared over the seeds it has instead of
+    dropping to a single seed.
+    """
+    seeds = sorted(runs["full"])
+    tables: list[tuple[list[int], SeedRuns]] = []
+    for k in range(len(seeds), 0, -1):
+        used = seeds[:k]
+        chosen = {m: {s: by[s] for s in used} for m, by in runs.items()
+                  if all(s in by for s in used)}
+        if not tables or len(chosen) > len(tables[-1][1]):
+            tables.append((used, chosen))
+    return tables
+
+
 def grid_tables(results: dict[str, Any], epochs: int, params: Params,
                 clean: dict[int, dict[str, Any]] | None = None) -> str:
     """Per objective, the report's own tables (accuracy, cost and budget-matched speed-ups,
@@ -168,15 +192,7 @@ def grid_tables(results: dict[str, Any], epochs: int, params: Params,
                 "examples": report._examples(Path(r["examples"]), "long_regime.py")}
         if "full" not in runs:
             continue
-        seeds = sorted(runs["full"])
-        # paired over the baseline's seeds: the methods run with all of them, then (when some
-        # ran with fewer) every method on the first seed alone
-        tables = [(seeds, {m: {s: by[s] for s in seeds} for m, by in runs.items()
-                           if all(s in by for s in seeds)})]
-        if len(seeds) > 1 and len(tables[0][1]) < len(runs):
-            tables.append(([seeds[0]], {m: {seeds[0]: by[seeds[0]]} for m, by in runs.items()
-                                        if seeds[0] in by}))
-        for used, chosen in tables:
+        for used, chosen in seed_tables(runs):
             order = ["full", *sorted(m for m in chosen if m.startswith("full-")),
                      *sorted(m for m in chosen if not m.startswith("full"))]
             base = {s: c for s, c in (clean or {}).items() if s in used}
@@ -254,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                 + (f" --corruptions {args.corruptions}" if args.corruptions else "")
                 + (f" --autoattack-methods {' '.join(args.autoattack_methods)}"
                    if args.autoattack_methods else "")
-                + "`; a method run with fewer seeds than `full` appears only in the first "
-                "seed's table.\n\n")
+                + "`; a method run on fewer seeds than `full` appears in the tables of the "
+                "first seeds it has.\n\n")
     lengths = " ".join(str(e) for e in sorted({r["epochs"] for r in full}))
     text = (f"# Long regime\n\n{grid}## Where full-data training plateaus\n\n"
             f"{plateau_table(full)}\n\nCommand: `python benchmarks/long_regime.py plateau "

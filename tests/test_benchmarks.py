@@ -39,3 +39,24 @@ def test_augmix_benchmark_runs_resumes_and_tabulates(tmp_path: Path, tiny_npz: P
     assert augmix.main(args) == 0  # resumes: nothing is trained again
     assert (tmp_path / "work" / "augmix-e1-full-s0.pt").stat().st_mtime_ns == stamp
     assert json.loads((tmp_path / "out" / "augmix.json").read_text()) == results
+
+
+def test_long_regime_tables_each_method_over_the_seeds_it_has() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import long_regime
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    runs = {"full": {0: "f0", 1: "f1", 2: "f2"}, "bullettrain": {0: "b0", 1: "b1", 2: "b2"},
+            "full-50": {0: "h0", 1: "h1"}, "prune": {1: "p1", 0: "p0"},
+            "random-online": {0: "r0"}, "gradmatch": {1: "g1"}}
+    tables = long_regime.seed_tables(runs)
+    assert [used for used, _ in tables] == [[0, 1, 2], [0, 1], [0]]
+    assert sorted(tables[0][1]) == ["bullettrain", "full"]
+    assert sorted(tables[1][1]) == ["bullettrain", "full", "full-50", "prune"]
+    assert tables[1][1]["prune"] == {0: "p0", 1: "p1"}
+    assert sorted(tables[2][1]) == ["bullettrain", "full", "full-50", "prune", "random-online"]
+    # every method on every seed: one table; one seed: one table
+    assert len(long_regime.seed_tables({"full": {0: 1, 1: 2}, "prune": {0: 3, 1: 4}})) == 1
+    assert long_regime.seed_tables({"full": {3: 1}, "prune": {3: 2}}) == [
+        ([3], {"full": {3: 1}, "prune": {3: 2}})]
