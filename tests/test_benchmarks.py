@@ -3,13 +3,25 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
 from tests.conftest import ROOT, tiny_params
+
+
+def _benchmark(name: str) -> ModuleType:
+    """A script of ``benchmarks/`` as a module: the folder is not a package, so it is put on
+    the path only while importing."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def test_augmix_benchmark_runs_resumes_and_tabulates(tmp_path: Path, tiny_npz: Path) -> None:
@@ -17,11 +29,7 @@ def test_augmix_benchmark_runs_resumes_and_tabulates(tmp_path: Path, tiny_npz: P
                       methods={"full": {}, "bullettrain": {"miner": "bullettrain"}})
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import augmix
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    augmix = _benchmark("augmix")
     args = ["--seeds", "0", "--epochs", "1", "--methods", "full", "bullettrain",
             "--corruptions", "16", "--params", str(params), "--work", str(tmp_path / "work"),
             "--out", str(tmp_path / "out" / "augmix")]
@@ -42,11 +50,7 @@ def test_augmix_benchmark_runs_resumes_and_tabulates(tmp_path: Path, tiny_npz: P
 
 
 def test_long_regime_tables_each_method_over_the_seeds_it_has() -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import long_regime
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    long_regime = _benchmark("long_regime")
     runs = {"full": {0: "f0", 1: "f1", 2: "f2"}, "bullettrain": {0: "b0", 1: "b1", 2: "b2"},
             "full-50": {0: "h0", 1: "h1"}, "prune": {1: "p1", 0: "p0"},
             "random-online": {0: "r0"}, "gradmatch": {1: "g1"}}
