@@ -50,6 +50,8 @@ EXTRA: dict[str, dict[str, Any]] = {
     "random-online": {"selector": "random-online", "fraction": 0.3},
     "prune": {"selector": "prune", "fraction": 0.3},
     "gradmatch": {"selector": "coreset-gradmatch", "fraction": 0.3},
+    "craig": {"selector": "coreset-craig", "fraction": 0.3},
+    "glister": {"selector": "glister", "fraction": 0.3},
     "stack": {"selector": "prune", "fraction": 0.3, "miner": "bullettrain",
               "attack": "fgsm-rs", "alpha": 0.125},
     "bullettrain-r1": {"miner": "bullettrain", "robust_views": 1},
