@@ -56,6 +56,10 @@ python benchmarks/long_regime.py grid --epochs 16 --objectives pgd-at trades --s
 python benchmarks/long_regime.py grid --epochs 16 --objectives pgd-at trades --seeds 0 1 2 \
   --methods full full-50 full-25 bullettrain stack random-online prune --autoattack 200 \
   --autoattack-methods full bullettrain stack
+python benchmarks/long_regime.py grid --epochs 16 --objectives mart --seeds 0 \
+  --methods full bullettrain --autoattack 200
+python benchmarks/long_regime.py grid --epochs 16 --objectives pgd-at --seeds 0 \
+  --methods gradmatch craig glister
 # common corruptions: AugMix, BulletTrain for AugMix and standard training (three seeds), and
 # what the corruption benchmark costs on the whole test set
 python benchmarks/augmix.py --seeds 0 1 2
