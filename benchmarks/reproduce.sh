@@ -60,6 +60,7 @@ python benchmarks/long_regime.py grid --epochs 16 --objectives mart --seeds 0 \
   --methods full bullettrain --autoattack 200
 python benchmarks/long_regime.py grid --epochs 16 --objectives pgd-at --seeds 0 \
   --methods gradmatch craig glister
+python benchmarks/long_regime.py grid --epochs 16 --objectives trades --seeds 0 --methods craig
 # common corruptions: AugMix, BulletTrain for AugMix and standard training (three seeds), and
 # what the corruption benchmark costs on the whole test set
 python benchmarks/augmix.py --seeds 0 1 2
