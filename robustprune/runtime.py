@@ -1,4 +1,4 @@
-"""CPU kernel pinning: the same params give the same bits on x86-64 machines of other kinds.
+"""CPU kernel pinning: the same params give the same bits on x86-64 machines of one vendor.
 
 Why: on CPU, three libraries pick their kernels for the processor at run time: ATen's own
 vectorised kernels (``ATEN_CPU_CAPABILITY``: log_softmax and the cross-entropy backward),
@@ -9,11 +9,15 @@ AVX-512) VM with a short SmallCNN PGD-AT run: forcing any one of the three to AV
 final loss by 0.002-0.012 (the size of the difference seen between two VMs of the same kind),
 the thread count changes it too, and ``torch.use_deterministic_algorithms`` changes nothing.
 Capping all three at AVX2, the instruction set of every x86-64 server of the last decade, and
-fixing the thread count makes the kernel choice the same on every such machine; it cost
-nothing measurable for SmallCNN here (10.40 ± 0.14 s against 10.42 ± 0.44 s) and 5-10 % on a
-larger convolution. Not covered (no second machine kind to test on): oneDNN's cache-size
-dependent blocking, and MKL on Intel processors, where ``MKL_CBWR=COMPATIBLE`` is the safer
-choice when Intel and AMD hosts are mixed.
+fixing the thread count makes the kernel choice the same on every machine of one vendor; it
+cost nothing measurable for SmallCNN here (10.40 ± 0.14 s against 10.42 ± 0.44 s) and 5-10 %
+on a larger convolution. It does not make an Intel and an AMD machine agree: the same code,
+data and seed trained a different warm-up model on a 2-core Intel Xeon than on the AMD EPYC
+(epoch-1 loss 1.747559 against 1.748688), whether through MKL's per-vendor paths or oneDNN's
+cache-size dependent blocking was not told apart (benchmarks/results/reproducibility.md has
+the figures). ``MKL_CBWR=COMPATIBLE`` is MKL's documented setting for identical results
+across processors; it was not tested across vendors here and made training about 15 % slower
+on the Intel machine.
 
 The caps are defaults: a user who sets one of these variables keeps their value
 (``ONEDNN_MAX_CPU_ISA=ALL`` etc. trade identity across machines for the fastest kernels), and
