@@ -57,6 +57,16 @@ from robustprune.stats import (
     verdict_at_least,
 )
 
+VOIDING = frozenset({"above_chance", "clean_collapse", "curve_decreasing",
+                     "catastrophic_overfitting"})
+"""Failed checks that void any comparison with the model: it learned nothing (at chance), it
+gave up clean accuracy for robustness (collapse), its robust accuracy rises with ε (masked
+gradients: the attack, not the model, failed), or its robustness collapsed during training.
+No Δ, speed-up, frontier point or verdict is computed from such a model, and the report names
+the check that blocked it. Not among them: ``pgd_trusted`` (PGD-k over-states AutoAttack: why
+verdicts are read on the stronger tier) and ``curve_reaches_zero`` (accuracy still above
+``eval.curve_zero`` at the largest ε of ``eval.eps_factors``: a prompt to look, which data
+whose classes differ by more than that ε fail legitimately)."""
 EQUAL_COST = 0.1
 """A random-selection run counts as "at equal cost" within ±10 % of the method's passes."""
 CURVE_COLUMNS = ("run", "method", "seed", "objective", "epoch", "passes", "seconds",
@@ -248,8 +258,11 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
         raise InputError(f"report baseline {baseline!r} is not one of {', '.join(runs)}")
     seeds = sorted(runs[baseline])
     ex = {m: [runs[m][s]["examples"] for s in seeds] for m in runs}
+    _check_pairing(runs, clean, baseline, seeds)
     base_passes = float(np.mean([runs[baseline][s]["train"]["cost"]["passes"] for s in seeds]))
     base_secs = float(np.mean([runs[baseline][s]["train"]["cost"]["seconds"] for s in seeds]))
+    checks = {name: _method_checks(by_seed, clean, cfg) for name, by_seed in runs.items()}
+    voided = {name: sorted(set(c) & VOIDING) for name, c in checks.items()}
     out: dict[str, Any] = {}
     for name, by_seed in runs.items():
         first = by_seed[seeds[0]]
@@ -280,13 +293,51 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[
             "relative_cost": round(passes / max(base_passes, 1), 4),
             "speedup_passes": round(base_passes / max(passes, 1), 3),
             "speedup_seconds": round(base_secs / max(secs, 1e-9), 3),
-            "checks_failed": _method_checks(by_seed, clean, cfg),
+            "checks_failed": checks[name],
+            "voided_by": voided[name],
+            "blocked_by": _blocked_by(name, baseline, voided),
         }
         row["checks_passed"] = not row["checks_failed"]
         row["corruption"] = _corruption(name, runs, clean, ex, baseline, seeds)
+        if row["blocked_by"]:
+            for key in ("delta_clean", "delta_pgd", "delta_autoattack", "delta_calibrated",
+                        "speedup_passes", "speedup_seconds"):
+                row[key] = None
+            if row["corruption"] is not None:
+                row["corruption"]["delta"] = None
         out[name] = row
     budget_matched(runs, ex, out, baseline, seeds, cfg)
     return out
+
+
+def _blocked_by(name: str, baseline: str, voided: dict[str, list[str]]) -> list[str]:
+    """Why ``name`` cannot be compared with the baseline: each voiding check that it or the
+    baseline failed, as "model: check" (empty when nothing blocks it)."""
+    return [f"{n}: {c}" for n in dict.fromkeys((name, baseline)) for c in voided[n]]
+
+
+def _check_pairing(runs: dict[str, dict[int, dict[str, Any]]],
+                   clean: dict[int, dict[str, Any]], baseline: str, seeds: list[int]) -> None:
+    """Paired comparisons zip per-example tables row by row: every table of a seed must hold
+    the same test examples in the same order as the baseline's (same labels on the rows both
+    have), else a Δ would pair different examples and look precise."""
+    for seed in seeds:
+        ref = runs[baseline][seed]["examples"]
+        others = [(f"{n}-{seed}", runs[n][seed]["examples"]) for n in runs if n != baseline]
+        if seed in clean:
+            others.append((f"clean-s{seed}", clean[seed]["examples"]))
+        for key, table in others:
+            for col in ("label", "index"):
+                if col not in ref or col not in table:
+                    continue
+                n = min(len(ref[col]), len(table[col]))
+                bad = np.flatnonzero(np.asarray(ref[col][:n]) != np.asarray(table[col][:n]))
+                if len(bad):
+                    raise InputError(
+                        f"per-example table {key}: its {col} differs from {baseline}-{seed}'s "
+                        f"at row {int(bad[0])} ({table[col][bad[0]]} vs {ref[col][bad[0]]}): "
+                        f"the two were evaluated on different test examples; rerun "
+                        f"evaluate for both on the same data")
 
 
 def _attack_key(settings: dict[str, Any]) -> tuple[Any, ...]:
@@ -309,12 +360,13 @@ def budget_matched(runs: dict[str, dict[int, dict[str, Any]]],
     """Add the budget-matched figures to each row of ``out``: frontier membership, effective
     speed-up (passes and seconds), random selection at equal cost, time to the target."""
     settings = {n: runs[n][seeds[0]]["train"]["settings"] for n in runs}
-    frontier = [n for n in runs if _same_but_budget(settings[n], settings[baseline])]
+    usable = [n for n in runs if not out[n]["voided_by"]]
+    frontier = [n for n in usable if _same_but_budget(settings[n], settings[baseline])]
     passes = {n: float(out[n]["passes"]) for n in runs}
     secs = {n: float(out[n]["seconds"]) for n in runs}
     acc = Resampled({n: np.stack(_common_prefix([_prefix(e["pgd"]) for e in ex[n]]))
                      for n in runs})
-    random_runs = [n for n in runs if SELECTORS[settings[n]["selector"]].random
+    random_runs = [n for n in usable if SELECTORS[settings[n]["selector"]].random
                    and settings[n]["miner"] == settings[baseline]["miner"]
                    and _attack_key(settings[n]) == _attack_key(settings[baseline])]
     # time to accuracy on what the objective trains for: validation PGD accuracy, or clean
@@ -328,13 +380,15 @@ def budget_matched(runs: dict[str, dict[int, dict[str, Any]]],
         row["budget"] = settings[name].get("budget", 0.0)
         row["same_attack"] = _attack_key(settings[name]) == _attack_key(settings[baseline])
         row["frontier"] = name in frontier
-        sp = _effective(frontier, passes, name, acc)
-        ss = _effective(frontier, secs, name, acc)
+        blocked = bool(row["blocked_by"])
+        sp = None if blocked else _effective(frontier, passes, name, acc)
+        ss = None if blocked else _effective(frontier, secs, name, acc)
         row["effective_speedup"] = None if sp is None else {
             **sp.as_dict(), "text": str(sp), "position": sp.position()}
         row["effective_speedup_seconds"] = None if ss is None else {**ss.as_dict(),
                                                                     "text": str(ss)}
-        row["vs_random"] = _vs_random(name, row, random_runs, out, ex, frontier)
+        row["vs_random"] = (None if blocked
+                            else _vs_random(name, row, random_runs, out, ex, frontier))
         reached = [first_reaching(runs[name][s]["train"].get("history", []), target, metric)
                    for s in seeds]
         hit = [r for r in reached if r is not None]
@@ -423,8 +477,11 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
     deterministic counts (and wall-clock); accuracy parts are read from the interval of the
     AutoAttack-calibrated Δ, effective speed-ups from their bootstrap interval: met when the
     whole interval clears the bound, not met when it lies wholly below, else inconclusive.
-    Which runs compete is read from what they trained (selector kind, miner, attack), and the
-    best of a kind is the one with the highest point estimate of the target's own figure."""
+    Which runs compete is read from what they trained (selector kind, miner, attack). Every
+    candidate is judged: the target is met when any candidate meets it, not met only when
+    every candidate misses it, else inconclusive; the entry names the deciding candidate (the
+    best-scored one with that verdict) and lists each candidate's verdict. A candidate that a
+    voiding check blocks is left out and named; with none left the verdict is "blocked"."""
     out: list[dict[str, Any]] = []
 
     def add(label: str, candidates: list[str], score: Callable[[dict[str, Any]], float],
@@ -432,12 +489,26 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
             measured: Callable[[dict[str, Any]], str]) -> None:
         if not candidates:
             out.append({"target": label, "method": None, "verdict": "not assessed",
-                        "measured": "no such method in this run"})
+                        "measured": "no such method in this run", "candidates": {}})
             return
-        best = max(candidates, key=lambda n: score(summary[n]))
-        r = summary[best]
-        out.append({"target": label, "method": best, "verdict": combine(rule(r)),
-                    "measured": measured(r)})
+        blocked = {n: summary[n]["blocked_by"] for n in candidates if summary[n]["blocked_by"]}
+        open_ = sorted((n for n in candidates if n not in blocked),
+                       key=lambda n: score(summary[n]), reverse=True)
+        if not open_:
+            why = sorted({b for bs in blocked.values() for b in bs})
+            out.append({"target": label, "method": None, "verdict": "blocked",
+                        "measured": f"blocked by failed checks ({'; '.join(why)})",
+                        "candidates": {n: "blocked" for n in candidates}})
+            return
+        verdicts: dict[str, str] = {n: combine(rule(summary[n])) for n in open_}
+        decided = next((v for v in ("met", "inconclusive") if v in verdicts.values()),
+                       "not met")
+        best = next(n for n in open_ if verdicts[n] == decided)
+        note = measured(summary[best])
+        if blocked:
+            note += f" ({', '.join(blocked)}: blocked by failed checks)"
+        out.append({"target": label, "method": best, "verdict": decided, "measured": note,
+                    "candidates": {**verdicts, **{n: "blocked" for n in blocked}}})
 
     def cost_and_delta(r: dict[str, Any]) -> str:
         return (f"{r['speedup_passes']:.2f}× passes, {r['speedup_seconds']:.2f}× s, "
@@ -511,10 +582,20 @@ def _pct(stat: dict[str, float] | None, seeds: int) -> str:
     return f"{100 * stat['mean']:.2f}" + (f" ± {100 * stat['std']:.2f}" if seeds > 1 else "")
 
 
-def _fmt_delta(d: dict[str, Any] | None) -> str:
+def _fmt_delta(d: dict[str, Any] | None, row: dict[str, Any] | None = None) -> str:
+    if row is not None and row.get("blocked_by"):
+        return "blocked"
     if d is None:
         return "–"
     return (f"{100 * d['estimate']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]")
+
+
+def _checks_text(failed: list[str]) -> str:
+    """The checks a model failed, said as failures; those that void comparisons marked."""
+    if not failed:
+        return "all passed"
+    return "failed: " + ", ".join(f"{c} (voids comparisons)" if c in VOIDING else c
+                                  for c in failed)
 
 
 def _budget(r: dict[str, Any]) -> str:
@@ -552,8 +633,8 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
             f"| {name} | {r['selector']} | {r['fraction']:g} | {r['miner']} | {r['attack']} | "
             f"{_budget(r)} | {_pct(r['clean_acc'], s)} | {_pct(r['pgd_acc'], s)} ({r['n_pgd']}) "
             f"| {_pct(r['autoattack_acc'], s)} ({r['n_autoattack']}) | "
-            f"{_fmt_delta(r['delta_pgd'])} | {_fmt_delta(r['delta_calibrated'])} | "
-            f"{', '.join(r['checks_failed']) or 'ok'} |")
+            f"{_fmt_delta(r['delta_pgd'], r)} | {_fmt_delta(r['delta_calibrated'], r)} | "
+            f"{_checks_text(r['checks_failed'])} |")
     if clean:
         evs = [c["eval"] for c in clean.values()]
         s = len(evs)
@@ -563,7 +644,7 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
                      f"{_pct(_stat([e['clean_acc'] for e in evs]), s)} | "
                      f"{_pct(_stat([e['pgd_acc'] for e in evs]), s)} ({evs[0]['n_pgd']}) | "
                      f"{_pct(aa, s)} ({n_aa}) | – | – | "
-                     f"{', '.join(failed) or 'ok'} |")
+                     f"{_checks_text(failed)} |")
     target = first["to_target"]["target"]
     lines += ["", f"| method | passes | train s | speed-up at equal epochs (passes / s) | "
               f"effective speed-up, passes [95 % CI] | effective speed-up, s | vs full-data "
@@ -573,8 +654,10 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
     for name, r in summary.items():
         sp, ss = r["effective_speedup"], r["effective_speedup_seconds"]
         lines.append(
-            f"| {name} | {r['passes']:,} | {r['seconds']:.0f} | {r['speedup_passes']:.2f}× / "
-            f"{r['speedup_seconds']:.2f}× | {sp['text'] if sp else '–'} | "
+            f"| {name} | {r['passes']:,} | {r['seconds']:.0f} | "
+            + ("blocked" if r["blocked_by"] else
+               f"{r['speedup_passes']:.2f}× / {r['speedup_seconds']:.2f}×")
+            + f" | {sp['text'] if sp else '–'} | "
             f"{ss['text'].split(' [')[0] if ss else '–'} | "
             f"{('frontier run' if r['frontier'] else sp['position']) if sp else '–'} | "
             f"{_vs_random_text(r)} | {_target_text(r)} |")
@@ -600,6 +683,11 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
               "| target | method | measured | verdict |", "|---|---|---|---|"]
     lines += [f"| {t['target']} | {t['method'] or '–'} | {t['measured']} | {t['verdict']} |"
               for t in goal]
+    blocked = {n: r["blocked_by"] for n, r in summary.items() if r["blocked_by"]}
+    if blocked:
+        lines += ["", "Blocked comparisons (no Δ, speed-up, frontier point or verdict is "
+                  "computed from a model that failed a voiding check): " + "; ".join(
+                      f"{n} ({', '.join(b)})" for n, b in blocked.items()) + "."]
     return "\n".join(lines + corruption_table(summary, clean, baseline)) + "\n"
 
 
@@ -670,7 +758,7 @@ def plot(summary: dict[str, Any], path: Path, axis: str = "adversarial") -> None
         return _axis_interval(r, axis)
 
     points = {n: (r["relative_cost"], 100 * iv(r)["estimate"]) for n, r in summary.items()}
-    front = pareto_front(points)
+    front = pareto_front({n: p for n, p in points.items() if not summary[n]["voided_by"]})
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for name, (x, y) in points.items():
         on = name in front
@@ -679,8 +767,9 @@ def plot(summary: dict[str, Any], path: Path, axis: str = "adversarial") -> None
                     fmt="o", ms=7 if on else 5, c="tab:red" if on else "tab:blue", capsize=3,
                     zorder=3)
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    fx, fy = zip(*(points[n] for n in front), strict=True)
-    ax.step(fx, fy, where="post", c="tab:red", lw=1, alpha=0.7, label="Pareto front")
+    if front:  # empty when every model failed a voiding check
+        fx, fy = zip(*(points[n] for n in front), strict=True)
+        ax.step(fx, fy, where="post", c="tab:red", lw=1, alpha=0.7, label="Pareto front")
     frontier = sorted((points[n] for n, r in summary.items() if r.get("frontier")))
     if len(frontier) >= 2:
         gx, gy = zip(*frontier, strict=True)
@@ -732,7 +821,7 @@ def report(params: Params, metrics_dir: Path, examples_dir: Path, baseline: str,
               "pareto_axis": params.report.pareto_axis,
               "pareto_front": pareto_front({
                   n: (r["relative_cost"], _axis_interval(r, params.report.pareto_axis)
-                      ["estimate"]) for n, r in summary.items()}),
+                      ["estimate"]) for n, r in summary.items() if not r["voided_by"]}),
               "clean_trained": {str(s): {k: c["eval"].get(k) for k in (
                   "clean_acc", "pgd_acc", "autoattack_acc", "n_autoattack", "corruption_acc",
                   "checks_failed")}

@@ -274,7 +274,7 @@ def test_share_intervals() -> None:
     assert half == pytest.approx(1.966 * d.std(ddof=1) / 20, rel=0.01)
     assert iv.method == "paired-t" and iv.contains(d.mean())
     two = paired_share_difference([(a, b), (b, a)])
-    assert two.estimate == pytest.approx(0.0) and two.seeds == 2 and two.method == "seeds-t"
+    assert two.estimate == pytest.approx(0.0) and two.seeds == 2 and two.method == "seeds-crossed"
     m = share_mean([a])
     assert m.estimate == pytest.approx(a.mean()) and 0 <= m.low < m.estimate < m.high <= 1
     with pytest.raises(ValueError, match="shares must lie"):
@@ -292,7 +292,7 @@ def test_corrupt_stage_evaluation_and_report(tmp_path: Path, tiny_npz: Path) -> 
     the corruption table, its paired Δ, mCE against the clean-trained model and the
     corruption axis of the Pareto plot; the stage is deterministic."""
     raw = tiny_params(tiny_npz, methods={"full": {}, "bt": {"miner": "bullettrain"}},
-                      train={"epochs": 1}, warmup={"epochs": 1},
+                      train={"epochs": 2, "lr": 0.01}, warmup={"epochs": 3},  # compared
                       report={"pareto_axis": "corruption"})
     params = params_from_dict(raw)
     cpu = torch.device("cpu")

@@ -46,19 +46,23 @@ def _columns(clean: float, pgd: float, aa: float, seed: int) -> dict[str, np.nda
     u = np.random.default_rng(seed).permutation(u)
     aa_col = np.full(N, -1, dtype=np.int8)
     aa_col[:N_AA] = u[:N_AA] < aa
-    return {"index": np.arange(N), "clean": (u < clean).astype(np.int8),
+    return {"index": np.arange(N), "label": (np.arange(N) % 10).astype(np.int16),
+            "clean": (u < clean).astype(np.int8),
             "pgd": (u < pgd).astype(np.int8), "autoattack": aa_col}
 
 
 def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int, ...] = (0,),
-           history: dict[str, list[float]] | None = None) -> tuple[Path, Path]:
+           history: dict[str, list[float]] | None = None,
+           failed: dict[str, list[str]] | None = None,
+           methods: dict[str, Any] | None = None) -> tuple[Path, Path]:
     metrics, examples = root / "metrics", root / "examples"
     for d in ("train", "eval", "eval_clean"):
         (metrics / d).mkdir(parents=True, exist_ok=True)
     examples.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         for name, (passes, seconds, clean, pgd, aa) in measured.items():
-            m = params_from_dict({"methods": METHODS}).method(name)
+            # what training recorded: METHODS' entries, plus any a test adds
+            m = params_from_dict({"methods": {**(methods or {}), **METHODS}}).method(name)
             accs = (history or {}).get(name, [0.5, 0.6])
             hist = [{"epoch": i + 1, "val_pgd_acc": v,
                      "collapsed": float(v < max(accs[:i + 1]) - 0.2),
@@ -75,7 +79,8 @@ def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int,
                 {"clean_acc": float(cols["clean"].mean()), "pgd_acc": float(cols["pgd"].mean()),
                  "autoattack_acc": float(cols["autoattack"][:N_AA].mean()), "n_pgd": N,
                  "n_autoattack": N_AA, "pgd_label": "PGD-20 (step eps/4, 1 restart)",
-                 "autoattack_label": "AutoAttack standard (reference)", "checks_failed": []}))
+                 "autoattack_label": "AutoAttack standard (reference)",
+                 "checks_failed": (failed or {}).get(name, [])}))
             pd.DataFrame(cols).to_parquet(examples / f"{name}-{seed}.parquet")
         cols = _columns(0.82, 0.03, 0.01, seed)
         (metrics / "eval_clean" / f"s{seed}.json").write_text(json.dumps(
@@ -87,11 +92,12 @@ def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int,
 
 def _run(tmp_path: Path, methods: dict[str, Any] | None = None, seeds: tuple[int, ...] = (0,),
          measured: dict[str, tuple[float, ...]] | None = None,
-         history: dict[str, list[float]] | None = None) -> dict[str, Any]:
+         history: dict[str, list[float]] | None = None,
+         failed: dict[str, list[str]] | None = None) -> dict[str, Any]:
     params = params_from_dict({"methods": METHODS if methods is None else methods,
                                "seeds": list(seeds)})
     metrics, examples = _write(tmp_path, MEASURED if measured is None else measured, seeds,
-                               history)
+                               history, failed, methods)
     return report.report(params, metrics, examples, "full", tmp_path / "summary.json",
                          tmp_path / "summary.md", tmp_path / "pareto.png",
                          tmp_path / "curves.csv")
@@ -208,7 +214,7 @@ def test_seeds_are_aggregated(tmp_path: Path) -> None:
     rows = _run(tmp_path, seeds=(0, 1, 2))["methods"]
     r = rows["score"]
     assert r["seeds"] == [0, 1, 2] and r["delta_pgd"]["seeds"] == 3
-    assert r["delta_pgd"]["method"] == "seeds-t"
+    assert r["delta_pgd"]["method"] == "seeds-crossed"
     assert r["seconds"] == pytest.approx(201.0)  # mean over seeds of 200, 201, 202
     assert r["pgd_acc"]["std"] == pytest.approx(0.0, abs=1e-12)  # same rate every seed
     table = (tmp_path / "summary.md").read_text()
@@ -264,7 +270,68 @@ def test_report_level_checks_name_the_failure(tmp_path: Path) -> None:
     assert rows["full"]["checks_failed"] == [] and rows["full"]["checks_passed"]
     row = next(line for line in (tmp_path / "summary.md").read_text().splitlines()
                if line.startswith("| stack |"))
-    assert row.endswith("| catastrophic_overfitting, clean_collapse |")
+    assert row.endswith("| failed: catastrophic_overfitting (voids comparisons), "
+                        "clean_collapse (voids comparisons) |")
+    # a voided model is compared with nothing: no Δ, no speed-up, no frontier, no verdict
+    stack = rows["stack"]
+    assert stack["blocked_by"] == ["stack: catastrophic_overfitting", "stack: clean_collapse"]
+    assert stack["delta_calibrated"] is None and stack["speedup_passes"] is None
+    assert stack["effective_speedup"] is None and stack["vs_random"] is None
+    assert "| blocked | blocked |" in row
+
+
+def test_a_model_at_chance_blocks_every_verdict(tmp_path: Path) -> None:
+    """Every model at chance (a run that learned nothing): no target reads "met"."""
+    failed = {name: ["above_chance"] for name in MEASURED}
+    result = _run(tmp_path, failed=failed)
+    assert {t["verdict"] for t in result["targets"]} == {"blocked"}
+    assert all("full: above_chance" in t["measured"] for t in result["targets"])
+    rows = result["methods"]
+    assert all(r["speedup_passes"] is None and r["effective_speedup"] is None
+               and not r["frontier"] for r in rows.values())
+    assert result["pareto_front"] == []
+    text = (tmp_path / "summary.md").read_text()
+    assert "| failed: above_chance (voids comparisons) |" in text and "| met |" not in text
+
+
+def test_a_baseline_at_chance_blocks_the_comparisons_of_every_method(tmp_path: Path) -> None:
+    rows = _run(tmp_path, failed={"full": ["above_chance"]})["methods"]
+    assert rows["bullettrain"]["blocked_by"] == ["full: above_chance"]
+    assert rows["bullettrain"]["voided_by"] == []
+    assert rows["score"]["delta_pgd"] is None and rows["score"]["effective_speedup"] is None
+
+
+def test_pgd_trust_does_not_block(tmp_path: Path) -> None:
+    rows = _run(tmp_path, failed={"bullettrain": ["pgd_trusted"]})["methods"]
+    assert rows["bullettrain"]["blocked_by"] == []
+    assert rows["bullettrain"]["delta_calibrated"] is not None
+
+
+def test_a_target_is_met_when_any_candidate_meets_it(tmp_path: Path) -> None:
+    """Two BulletTrain candidates: the one with the higher Δ misses the pass ratio (not met),
+    the other meets both parts: the target is met, and names the deciding candidate."""
+    methods = {**METHODS, "bt-slow": {"miner": "bullettrain", "gamma": 0.7}}
+    measured = {**MEASURED, "bt-slow": (700_000, 300.0, 0.82, 0.70, 0.68)}
+    result = _run(tmp_path, methods=methods, measured=measured)
+    bt = next(t for t in result["targets"] if t["target"].startswith("BulletTrain"))
+    assert bt["candidates"] == {"bt-slow": "not met", "bullettrain": "met"}
+    assert bt["verdict"] == "met" and bt["method"] == "bullettrain"
+    # all candidates miss: not met; one inconclusive: inconclusive, named
+    measured["bullettrain"] = (700_000, 300.0, 0.82, 0.699, 0.679)
+    bt = next(t for t in _run(tmp_path, methods=methods, measured=measured)["targets"]
+              if t["target"].startswith("BulletTrain"))
+    assert bt["verdict"] == "not met" and set(bt["candidates"].values()) == {"not met"}
+
+
+def test_pairing_checks_the_examples_are_the_same(tmp_path: Path) -> None:
+    params = params_from_dict({"methods": METHODS})
+    metrics, examples = _write(tmp_path, MEASURED)
+    table = pd.read_parquet(examples / "score-0.parquet")
+    table["label"] = np.roll(table["label"].to_numpy(), 1)
+    table.to_parquet(examples / "score-0.parquet")
+    with pytest.raises(InputError, match=r"score-0: its label differs from full-0's at row 0"):
+        report.report(params, metrics, examples, "full", tmp_path / "s.json",
+                      tmp_path / "s.md", None)
 
 
 def test_pareto_front_keeps_only_undominated_points() -> None:

@@ -14,6 +14,7 @@ from scipy.stats import t as student_t
 from robustprune.stats import (
     Z95,
     Interval,
+    crossed,
     mean_std,
     paired_difference,
     seeds_difference,
@@ -207,24 +208,60 @@ def test_paired_difference_coverage_by_simulation():
 # --- several seeds ------------------------------------------------------------------------
 
 
-SEED_TABLES = [(10, 4, 1, 5), (11, 2, 2, 5), (9, 5, 0, 6)]  # n = 20 each
+def _anova_by_hand(z: np.ndarray) -> tuple[float, float, float]:
+    """The crossed model's variance, Satterthwaite df and estimate, written out with loops
+    from the mean squares of a two-way table without replication (one stratum)."""
+    seeds, n = z.shape
+    grand = sum(z[s, i] for s in range(seeds) for i in range(n)) / (seeds * n)
+    col = [sum(z[s, i] for s in range(seeds)) / seeds for i in range(n)]
+    row = [sum(z[s, i] for i in range(n)) / n for s in range(seeds)]
+    ms_ex = seeds * sum((c - grand) ** 2 for c in col) / (n - 1)
+    ms_seed = n * sum((r - grand) ** 2 for r in row) / (seeds - 1)
+    mse = sum((z[s, i] - col[i] - row[s] + grand) ** 2
+              for s in range(seeds) for i in range(n)) / ((seeds - 1) * (n - 1))
+    var = (ms_ex + ms_seed - mse) / (n * seeds)
+    parts = [(ms_ex, n - 1), (ms_seed, seeds - 1), (-mse, (seeds - 1) * (n - 1))]
+    df = var**2 / sum((m / (n * seeds)) ** 2 / f for m, f in parts)
+    return var, df, grand
 
 
-def test_seeds_difference_hand_case():
-    n, s = 20, 3
-    deltas = [(3 / 20), (0 / 20), (5 / 20)]
-    mean = sum(deltas) / s
-    s2 = sum((d - mean) ** 2 for d in deltas) / (s - 1)
-    v = [(5 / 20 - 0.15**2) / n, (4 / 20 - 0.0**2) / n, (5 / 20 - 0.25**2) / n]
-    se = math.sqrt(s2 / s + sum(v) / s)
-    # Student t with 2 df has a closed-form quantile: t_q = (2q − 1) / sqrt(2q(1 − q)).
-    t2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)
-    assert round(t2, 4) == 4.3027
-    iv = seeds_difference([table(*c) for c in SEED_TABLES])
-    assert iv.estimate == pytest.approx(mean, abs=1e-12)
-    assert iv.low == pytest.approx(mean - t2 * se, abs=1e-12)
-    assert iv.high == pytest.approx(mean + t2 * se, abs=1e-12)
-    assert (iv.n, iv.seeds, iv.method) == (20, 3, "seeds-t")
+def test_seeds_difference_five_seeds_by_hand():
+    """Five seeds: the crossed example × seed mean squares, t with Satterthwaite's df."""
+    rng = np.random.default_rng(3)
+    n = 30
+    a = rng.random((5, n)) < np.linspace(0.3, 0.9, 5)[:, None]
+    b = rng.random((5, n)) < 0.5
+    var, df, grand = _anova_by_hand(a.astype(float) - b)
+    assert var > 0 and 1 < df < 200
+    iv = seeds_difference([(a[s], b[s]) for s in range(5)])
+    half = student_t.ppf(0.975, df) * math.sqrt(var)
+    assert iv.estimate == pytest.approx(grand, abs=1e-12)
+    assert (iv.low, iv.high) == pytest.approx((grand - half, grand + half), abs=1e-12)
+    assert (iv.n, iv.seeds, iv.method) == (n, 5, "seeds-crossed")
+
+
+def test_crossed_does_not_count_the_test_noise_twice():
+    """Seeds that differ only by example × seed noise (no seed effect): the old s²/S + mean
+    per-seed variance counted that noise twice; the crossed variance is that of the mean
+    over seeds and examples, var(d)/(nS) for independent noise."""
+    rng = np.random.default_rng(4)
+    z = rng.normal(0.0, 1.0, (8, 4000))
+    est = crossed([z / 4000])
+    assert est.var == pytest.approx(1.0 / (4000 * 8), rel=0.1)
+    naive = z.mean(axis=1).var(ddof=1) / 8 + np.mean(z.var(axis=1, ddof=1)) / 4000
+    assert naive > 1.8 * est.var
+
+
+def test_two_and_three_seeds_use_the_pivot_deterministically():
+    rng = np.random.default_rng(5)
+    a = rng.random((3, 200)) < 0.6
+    b = rng.random((3, 200)) < 0.55
+    pairs = [(a[s], b[s]) for s in range(3)]
+    one, again = seeds_difference(pairs), seeds_difference(pairs)
+    assert one == again and one.method == "seeds-crossed" and one.contains(one.estimate)
+    # never narrower than the test-sample interval alone: the seeds add to it
+    d = a.astype(float) - b
+    assert one.high - one.estimate >= Z95 * math.sqrt(d.mean(axis=0).var(ddof=1) / 200)
 
 
 def test_seeds_difference_one_seed_is_paired_difference():
@@ -233,12 +270,12 @@ def test_seeds_difference_one_seed_is_paired_difference():
 
 
 def test_seeds_difference_test_noise_does_not_shrink_with_seeds():
-    # Identical seeds: no training noise, so the interval is t_{S-1} times the test-sample SE.
+    # Identical seeds: no training noise; the interval is the test-sample one, ≈ z·SE
     pair = table(425, 75, 75, 425)
+    se = math.sqrt((150 / 1000) / 1000)
     for s in (2, 5):
         iv = seeds_difference([pair] * s)
-        se = math.sqrt((150 / 1000) / 1000)
-        assert iv.high - iv.estimate == pytest.approx(student_t.ppf(0.975, s - 1) * se)
+        assert iv.high - iv.estimate == pytest.approx(Z95 * se, rel=0.03)
 
 
 def test_seeds_difference_rejects_mismatched_seeds():
@@ -249,14 +286,14 @@ def test_seeds_difference_rejects_mismatched_seeds():
 
 
 def test_seeds_proportion_hand_case():
-    xs = [np.arange(100) < k for k in (50, 60, 70)]
-    se = math.sqrt(0.01 / 3 + (0.25 + 0.24 + 0.21) / 3 / 100)
-    half = student_t.ppf(0.975, 2) * se
-    iv = seeds_proportion(xs)
-    assert iv.estimate == pytest.approx(0.6, abs=1e-12)
-    assert (iv.low, iv.high) == pytest.approx((0.6 - half, 0.6 + half), abs=1e-12)
-    assert (round(iv.low, 4), round(iv.high, 4)) == (0.2761, 0.9239)
-    assert (iv.n, iv.seeds, iv.method) == (100, 3, "seeds-t")
+    rng = np.random.default_rng(6)
+    xs = rng.random((4, 100)) < np.array([0.5, 0.6, 0.7, 0.65])[:, None]
+    var, df, grand = _anova_by_hand(xs.astype(float))
+    half = student_t.ppf(0.975, df) * math.sqrt(var)
+    iv = seeds_proportion(list(xs))
+    assert iv.estimate == pytest.approx(grand, abs=1e-12)
+    assert (iv.low, iv.high) == pytest.approx((grand - half, grand + half), abs=1e-12)
+    assert (iv.n, iv.seeds, iv.method) == (100, 4, "seeds-crossed")
 
 
 def test_seeds_proportion_one_seed_is_wilson_and_clips():
@@ -308,28 +345,32 @@ def test_two_phase_hand_case_and_limits() -> None:
     c = np.array([0.0, 0, -1, 0])                      # n = 4: the trusted attack broke one more
     iv = two_phase(p, c)
     assert iv.estimate == pytest.approx(5 / 8 - 1 / 4)
-    sub = p[:4] / 8 + c / 4
-    var = 4 * sub.var(ddof=1) + 4 * (p[4:] / 8).var(ddof=1)
-    assert iv.high - iv.estimate == pytest.approx(Z95 * math.sqrt(var))
+    sub = 4 * (p[:4] / 8 + c / 4).var(ddof=1)
+    rest = 4 * (p[4:] / 8).var(ddof=1)
+    df = (sub + rest) ** 2 / (sub**2 / 3 + rest**2 / 3)  # Satterthwaite over the two strata
+    assert iv.high - iv.estimate == pytest.approx(student_t.ppf(0.975, df)
+                                                  * math.sqrt(sub + rest))
     assert iv.low < iv.estimate < iv.high and iv.method == "two-phase" and iv.n == 8
-    # n = N: the plain mean of p + c; n = 0: the plain mean of p
+    # n = N: the plain mean of p + c; n = 0: the plain mean of p (t with N − 1 df)
+    t7 = student_t.ppf(0.975, 7)
     full = two_phase(p, np.zeros(8) - 0.5)
-    assert full.high - full.estimate == pytest.approx(Z95 * (p - 0.5).std(ddof=1) / math.sqrt(8))
+    assert full.high - full.estimate == pytest.approx(t7 * (p - 0.5).std(ddof=1) / math.sqrt(8))
     none = two_phase(p, np.zeros(0))
     assert none.estimate == pytest.approx(5 / 8)
-    assert none.high - none.estimate == pytest.approx(Z95 * p.std(ddof=1) / math.sqrt(8))
+    assert none.high - none.estimate == pytest.approx(t7 * p.std(ddof=1) / math.sqrt(8))
     with pytest.raises(ValueError, match="larger than the set"):
         two_phase(p[:2], c)
-    # agreement on the subset makes the calibrated interval as narrow as the cheap one
-    assert two_phase(p, np.zeros(4)).high == pytest.approx(
-        p.mean() + Z95 * math.sqrt(4 * (p[:4] / 8).var(ddof=1) + 4 * (p[4:] / 8).var(ddof=1)))
-    # several seeds: mean of estimates, seed spread + mean variance, t with S - 1 df
-    parts = [(p, c), (1 - p, c), (p, np.zeros(4))]
+    # several seeds: the mean of the per-seed estimates, the crossed model on the two strata
+    rng = np.random.default_rng(7)
+    ps = (rng.random((4, 40)) < 0.6).astype(float)
+    cs = -(rng.random((4, 10)) < 0.1).astype(float)
+    parts = [(ps[s], cs[s]) for s in range(4)]
     many = seeds_two_phase(parts)
-    est = [two_phase(*x).estimate for x in parts]
-    var_s = [((two_phase(*x).high - two_phase(*x).estimate) / Z95) ** 2 for x in parts]
-    se = math.sqrt(np.var(est, ddof=1) / 3 + np.mean(var_s))
-    assert many.estimate == pytest.approx(np.mean(est))
-    assert many.high - many.estimate == pytest.approx(student_t.ppf(0.975, 2) * se)
-    assert many.seeds == 3 and many.method == "two-phase-seeds-t"
+    assert many.estimate == pytest.approx(np.mean([two_phase(*x).estimate for x in parts]))
+    est = crossed([ps[:, :10] / 40 + cs / 10, ps[:, 10:] / 40])
+    assert (many.low, many.high) == pytest.approx((est.estimate - est.half,
+                                                   est.estimate + est.half))
+    assert many.seeds == 4 and many.method == "two-phase-crossed"
     assert seeds_two_phase([(p, c)]) == iv
+    with pytest.raises(ValueError, match="same test examples"):
+        seeds_two_phase([(p, c), (p[:6], c)])
