@@ -18,13 +18,42 @@ from robustprune.config import Params
 from robustprune.errors import USER_ERRORS, ConfigError
 
 
+class StageParser(argparse.ArgumentParser):
+    """An argument parser whose path flags default to the pipeline's own layout (dvc.yaml's
+    paths for the run's seed and method), so that ``python stages/train.py --method full``
+    reads and writes what ``dvc repro`` does. The seed (and method) come from params when not
+    given, so the defaults are filled in by :meth:`fill` once params are loaded."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.layout: dict[str, str] = {}
+
+    def path(self, flag: str, pattern: str, help: str = "") -> None:
+        """A path flag defaulting to ``pattern`` with {seed} and {method} filled in."""
+        dest = flag.lstrip("-").replace("-", "_")
+        self.layout[dest] = pattern
+        shown = pattern.replace("{seed}", "<seed>").replace("{method}", "<method>")
+        self.add_argument(flag, type=Path, default=None,
+                          help=f"{help + ' ' if help else ''}(default: {shown})")
+
+    def fill(self, args: argparse.Namespace, seed: int, method: str | None = None) -> None:
+        """Set every path flag the user did not give from the layout."""
+        for dest, pattern in self.layout.items():
+            if getattr(args, dest) is None:
+                setattr(args, dest, Path(pattern.format(seed=seed, method=method)))
+
+
+WARMUP_MODEL = "models/warmup-s{seed}.pt"
+"""The warm-up model of a seed, as dvc.yaml lays it out (read by scoring and train)."""
+
+
 def parser(description: str | None, *, compute: bool = False,
-           init: bool = False) -> argparse.ArgumentParser:
+           init: bool = False) -> StageParser:
     """``--params``; with ``compute`` also ``--device``, ``--seed`` and ``--data`` (stages that
     train or attack a model); with ``init`` also ``--init`` (stages that start from the
     warm-up model)."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = StageParser(description=description,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
     if compute:
         add_device(p)
@@ -32,8 +61,7 @@ def parser(description: str | None, *, compute: bool = False,
         p.add_argument("--data", type=Path, default=Path("data/prepared/dataset.npz"),
                        help="the prepare stage's output (default: %(default)s)")
     if init:
-        p.add_argument("--init", type=Path, default=Path("models/warmup.pt"),
-                       help="the warm-up model (default: %(default)s)")
+        p.path("--init", WARMUP_MODEL, "the warm-up model")
     return p
 
 

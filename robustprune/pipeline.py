@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,28 @@ def _spec(params: Params, splits: Splits) -> dict[str, Any]:
                       wrn_depth=params.model.wrn_depth, wrn_width=params.model.wrn_width)
 
 
+def learning_hint(stage: str, section: str, result: TrainResult, splits: Splits,
+                  epochs: int, batch_size: int, margin: float) -> str | None:
+    """A one-line explanation when a run ends with validation clean accuracy at chance
+    (within ``margin`` of the majority class's share), said in SGD steps: on a small dataset
+    a few epochs are a few dozen steps, too few to learn, and the epoch count alone hides it.
+    None when the run learned (or validated nothing)."""
+    final = result.final or (result.history[-1] if result.history else {})
+    if "val_clean_acc" not in final or len(splits.y_val) == 0:
+        return None
+    majority = float(np.bincount(splits.y_val.numpy()).max()) / len(splits.y_val)
+    acc = float(final["val_clean_acc"])
+    if acc >= majority + margin:
+        return None
+    n = len(splits.y_train)
+    steps = epochs * -(-n // batch_size)
+    want = max(2 * epochs, -(-300 * batch_size // max(n, 1)))
+    return (f"{stage}: validation clean accuracy {100 * acc:.1f} % is at chance (largest "
+            f"class {100 * majority:.1f} %) after {epochs} epochs of {n} examples at batch "
+            f"{batch_size} = {steps} SGD steps, too few to learn; give it ≥ 300 steps, e.g. "
+            f"-S {section}.epochs={want} or a smaller {section}.batch_size")
+
+
 def _finish(trainer: Trainer, result: TrainResult, model_out: Path, metrics_out: Path,
             spec: dict[str, Any], info: dict[str, Any], started: float) -> dict[str, Any]:
     """Write the model and metrics (rank 0 of a torchrun run; the ranks hold the same model)
@@ -169,8 +192,14 @@ def warmup(params: Params, seed: int, data_path: Path, model_out: Path, metrics_
     result = trainer.run()
     if forgetting_out is not None and distributed.world().main:
         atomic_torch_save(forgetting.counts(), forgetting_out)
-    info = {"stage": "warmup", "seed": seed, "objective": "clean",
-            "train_examples": len(splits.y_train)}
+    info: dict[str, Any] = {"stage": "warmup", "seed": seed, "objective": "clean",
+                            "train_examples": len(splits.y_train)}
+    hint = learning_hint("warm-up", "warmup", result, splits, params.warmup.epochs,
+                         params.warmup.batch_size, params.eval.chance_margin)
+    if hint is not None:
+        info["hint"] = hint
+        if distributed.world().main:
+            print(f"warning: {hint}", file=sys.stderr, flush=True)
     return _finish(trainer, result, model_out, metrics_out, spec, info, started)
 
 

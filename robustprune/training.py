@@ -77,10 +77,16 @@ class Observer(Protocol):
 
 
 class EpochLogger:
-    """dvclive per-epoch metrics; replays resumed epochs so the plots are whole after a resume."""
+    """dvclive per-epoch metrics; replays resumed epochs so the plots are whole after a resume.
+
+    The folder ends holding only dvclive's per-metric series (``plots/metrics/*.tsv``): the
+    summary dvclive also writes (``metrics.json``) repeats the stage's own metrics file and,
+    inside a folder that dvc.yaml declares as plots, is read as one more series that fails to
+    parse (``dvc plots show`` warns for each)."""
 
     def __init__(self, directory: Path | None) -> None:
         self.live = None
+        self.directory = directory
         if directory is not None:
             from dvclive import Live
 
@@ -95,8 +101,9 @@ class EpochLogger:
         self.live.next_step()
 
     def close(self) -> None:
-        if self.live is not None:
+        if self.live is not None and self.directory is not None:
             self.live.end()
+            (self.directory / "metrics.json").unlink(missing_ok=True)
 
 
 @dataclass

@@ -7,22 +7,29 @@ this cost.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from robustprune import cli, pipeline
 from robustprune.config import load_params
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> cli.StageParser:
+    """The stage's flags; path defaults follow dvc.yaml (tests/test_stage_layout.py)."""
     p = cli.parser(__doc__, compute=True, init=True)
-    p.add_argument("--forgetting", type=Path, default=Path("models/warmup_forgetting.pt"))
-    p.add_argument("--out", type=Path, default=Path("data/scoring/scores.parquet"))
-    p.add_argument("--metrics", type=Path, default=Path("metrics/scoring.json"))
+    p.path("--forgetting", "models/warmup_forgetting-s{seed}.pt")
+    p.path("--out", "data/scoring/s{seed}.parquet")
+    p.path("--metrics", "metrics/scoring/s{seed}.json")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
 
     def go() -> None:
         params = load_params(args.params)
-        pipeline.scoring(params, cli.seed_of(args.seed, params), args.data, args.init,
+        seed = cli.seed_of(args.seed, params)
+        p.fill(args, seed)
+        pipeline.scoring(params, seed, args.data, args.init,
                          args.forgetting, args.out, args.metrics,
                          cli.distributed_device(args.device))
 

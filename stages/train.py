@@ -8,29 +8,35 @@ and inputs>/; rerunning after a kill continues from there and ends with the same
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from robustprune import cli, pipeline
 from robustprune.config import load_params
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> cli.StageParser:
+    """The stage's flags; path defaults follow dvc.yaml (tests/test_stage_layout.py)."""
     p = cli.parser(__doc__, compute=True, init=True)
-    p.add_argument("--out", type=Path, default=Path("models/robust.pt"))
-    p.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
-    p.add_argument("--live", type=Path, default=Path("dvclive/train"))
-    p.add_argument("--scores", type=Path, default=None,
-                   help="the scoring stage's table (read only by selectors that need it)")
-    p.add_argument("--scores-metrics", type=Path, default=None,
-                   help="the scoring stage's metrics (its cost is charged to those selectors)")
+    p.path("--out", "models/{method}-{seed}.pt")
+    p.path("--metrics", "metrics/train/{method}-{seed}.json")
+    p.path("--live", "dvclive/train/{method}-{seed}")
+    p.path("--scores", "data/scoring/s{seed}.parquet",
+           "the scoring stage's table (read only by selectors that need it)")
+    p.path("--scores-metrics", "metrics/scoring/s{seed}.json",
+           "the scoring stage's metrics (its cost is charged to those selectors)")
     p.add_argument("--method", default=None,
                    help="an entry of `methods` in params (default: the first)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
 
     def go() -> None:
         params = load_params(args.params)
-        pipeline.train(params, cli.seed_of(args.seed, params),
-                       cli.method_of(args.method, params), args.data, args.init, args.out,
+        seed, method = cli.seed_of(args.seed, params), cli.method_of(args.method, params)
+        p.fill(args, seed, method)
+        pipeline.train(params, seed, method, args.data, args.init, args.out,
                        args.metrics, args.live, cli.distributed_device(args.device),
                        scores_path=args.scores, scores_metrics=args.scores_metrics)
 

@@ -7,24 +7,31 @@ model that the evaluation compares against.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from robustprune import cli, pipeline
 from robustprune.config import load_params
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> cli.StageParser:
+    """The stage's flags; path defaults follow dvc.yaml (tests/test_stage_layout.py)."""
     p = cli.parser(__doc__, compute=True)
-    p.add_argument("--out", type=Path, default=Path("models/warmup.pt"))
-    p.add_argument("--metrics", type=Path, default=Path("metrics/warmup.json"))
-    p.add_argument("--live", type=Path, default=Path("dvclive/warmup"))
-    p.add_argument("--forgetting", type=Path, default=Path("models/warmup_forgetting.pt"),
-                   help="per-example forgetting events during warm-up (for the scoring stage)")
+    p.path("--out", cli.WARMUP_MODEL)
+    p.path("--metrics", "metrics/warmup/s{seed}.json")
+    p.path("--live", "dvclive/warmup/s{seed}")
+    p.path("--forgetting", "models/warmup_forgetting-s{seed}.pt",
+           "per-example forgetting events during warm-up (for the scoring stage)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
 
     def go() -> None:
         params = load_params(args.params)
-        pipeline.warmup(params, cli.seed_of(args.seed, params), args.data, args.out,
+        seed = cli.seed_of(args.seed, params)
+        p.fill(args, seed)
+        pipeline.warmup(params, seed, args.data, args.out,
                         args.metrics, args.live, cli.distributed_device(args.device),
                         forgetting_out=args.forgetting)
 

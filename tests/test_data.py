@@ -388,8 +388,12 @@ def test_npz_errors(tmp_path: Path) -> None:
 
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, x=np.array([{"a": 1}], dtype=object), y=y, x_test=x, y_test=y)
-    with pytest.raises(DataError, match="without pickle"):
+    with pytest.raises(DataError, match="never unpickles"):
         load_raw("npz", path=str(pickled))
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"\x80\x04not an archive at all" * 8)
+    with pytest.raises(DataError, match=r"garbage.npz: holds pickled data .* never unpickles"):
+        load_raw("npz", path=str(garbage))
 
     with pytest.raises(DataError, match="not found"):
         load_raw("npz", path=str(tmp_path / "absent.npz"))
@@ -765,3 +769,24 @@ def test_load_splits_errors(tmp_path: Path) -> None:
     truncated.write_bytes(good.read_bytes()[:-200])
     with pytest.raises(DataError, match=r"truncated\.npz"):
         load_splits(truncated)
+
+
+def test_npz_labels_must_number_trained_classes(tmp_path):
+    """A test label the training set never has, sparse labels and a test set of another image
+    size are refused with a one-line error naming the file, the key and the label."""
+    x = np.zeros((6, 8, 8), np.uint8)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    path = _npz(tmp_path / "unseen.npz", x=x, y=y, x_test=x[:3], y_test=np.array([0, 1, 3]))
+    with pytest.raises(DataError, match=r"unseen.npz: 'y_test' holds label 3 \(1 test "
+                                        r"examples\) that 'y' never has"):
+        load_raw("npz", path=path)
+    path = _npz(tmp_path / "sparse.npz", x=x, y=np.array([0, 499] * 3))
+    with pytest.raises(DataError, match=r"sparse.npz: 'y' has 2 distinct labels spread over "
+                                        r"0..499 \(498 unused, e.g. 1, 2, 3, 4, 5, …\)") as err:
+        load_raw("npz", path=path)
+    assert "\n" not in str(err.value)
+    path = _npz(tmp_path / "size.npz", x=x, y=y, x_test=np.zeros((3, 10, 10), np.uint8),
+                y_test=np.array([0, 1, 2]))
+    with pytest.raises(DataError, match=r"size.npz: 'x_test' images are 10×10 with 1 "
+                                        r"channel\(s\) but 'x' images are 8×8"):
+        load_raw("npz", path=path)

@@ -53,7 +53,9 @@ def test_readme_usage_commands_in_a_fresh_repo(tmp_path, tiny_npz):
     """The README's Usage block, run as written, on tiny params: the first `dvc repro` runs
     every stage, a named branch is then up to date, the experiment reruns only its branch and
     the report, and the comparisons show it."""
-    repo = _project(tmp_path, tiny_params(tiny_npz, methods=METHODS, eval={"n_autoattack": 4}))
+    # lr 0.01: every model learns the tiny set, so no check voids the report's comparisons
+    repo = _project(tmp_path, tiny_params(tiny_npz, methods=METHODS, train={"lr": 0.01},
+                                          eval={"n_autoattack": 4}))
     out: dict[str, str] = {}
     for cmd in readme_usage():
         if cmd.startswith("dvc exp run"):
@@ -106,6 +108,7 @@ def _check_outputs(repo: Path) -> None:
         assert train["settings"]["fraction"] == METHODS[m].get("fraction", 1.0)
     summary = json.loads((metrics / "summary.json").read_text())
     rows = summary["methods"]
+    assert not [(n, r["blocked_by"]) for n, r in rows.items() if r["blocked_by"]]
     assert set(rows) == set(METHODS) and rows["full"]["speedup_passes"] == 1.0
     assert rows["random-online"]["speedup_passes"] == 2.0  # exactly half the examples
     # the budget run spends half of full's passes (to within one batch) and is the frontier
@@ -143,7 +146,8 @@ def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny
     """Invalidation follows the code and params each stage reads: an edit to the report module
     stales only the report; a miner option stales only the branches that mine (and the report);
     a selector module stales every stage that imports it, never the report's inputs' makers
-    that do not."""
+    that do not. Returning to earlier params restores a branch from the run-cache, and the
+    per-epoch series draw without warnings."""
     methods = {"full": {}, "bt": {"miner": "bullettrain"}}
     raw = tiny_params(tiny_npz, methods=methods, warmup={"epochs": 1}, train={"epochs": 1},
                       eval={"n_curve": 0})
@@ -160,7 +164,17 @@ def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny
     raw["methods"]["bt"]["gamma"] = 0.5
     (repo / "params.yaml").write_text(yaml.safe_dump(raw))
     assert _stale(repo) == {"train@bt-0", "report"}  # evaluate@bt-0 follows its model
+    _run(["dvc", "repro", "--quiet"], repo)
     del raw["methods"]["bt"]["gamma"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    # back to the earlier params: the run-cache restores the branch instead of rerunning it
+    back = _run(["dvc", "repro"], repo)
+    for stage in ("train@bt-0", "evaluate@bt-0"):
+        assert f"Stage '{stage}' is cached - skipping run" in back, back
+    assert _stale(repo) == set()
+    plots = _run(["dvc", "plots", "show", "--json"], repo)
+    assert "nonetype" not in plots.lower() and "dvclive/train/bt-0/plots/metrics" in plots
+    assert not (repo / "dvclive" / "train" / "bt-0" / "metrics.json").exists()
 
     raw["corruptions"]["seed"] = 1  # only the corrupted test set (and what reads it) changes
     (repo / "params.yaml").write_text(yaml.safe_dump(raw))
@@ -203,3 +217,29 @@ def test_queued_sweep_runs_on_two_workers(tmp_path, tiny_npz):
     names = {e.get("name") for b in shown for e in (b.get("experiments") or [])}
     assert {"lr-0.02", "lr-0.03"} <= names
     _run(["dvc", "queue", "stop"], repo)
+
+
+def test_readme_first_look_runs(tmp_path, tiny_npz):
+    """The README's first-look recipe, run as written (its `make setup` is this suite's own
+    set-up) on the tiny data set, which stands in for Fashion-MNIST: its data.* values become
+    the tiny set's, every other override is the recipe's."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- first-look:start -->")[1].split("<!-- first-look:end -->")[0]
+    cmds = [line.strip() for line in block.strip().strip("`").splitlines()[1:]
+            if line.strip() and not line.startswith("make setup")]
+    methods = {m: METHODS[m] for m in ("full", "random-online")}  # two branches keep it short
+    repo = _project(tmp_path, tiny_params(tiny_npz, methods=methods))
+    for cmd in cmds:
+        words = shlex.split(cmd)
+        words = [("data.train_size=0" if w.startswith("data.train_size=") else w)
+                 for w in words]
+        out = _run(words, repo)
+        if words[:3] == ["dvc", "exp", "run"]:
+            assert "Running stage 'report'" in out
+            summary = json.loads((repo / "metrics" / "summary.json").read_text())
+            assert set(summary["methods"]) == set(methods)
+            assert all(r["n_autoattack"] == 0 for r in summary["methods"].values())
+            assert json.loads((repo / "metrics" / "train" / "full-0.json").read_text())[
+                "epochs"] == 2
+        else:
+            assert "first-look" in out

@@ -106,21 +106,22 @@ def test_kill_at_any_point_then_resume_gives_uninterrupted_metrics(tmp_path, tin
     assert proc.poll() is None, "training finished before it could be killed; make it longer"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (d / "metrics" / "train.json").exists()  # no partial output
+    assert not (d / "metrics" / "train" / "full-0.json").exists()  # no partial output
     state = torch.load(next(ckpts.glob("train-*/last.pt")), weights_only=True)
     assert 1 <= state["epoch"] < 6
 
     resumed = _stage("train", d, "--device", "cpu")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
-    a = json.loads((dirs["straight"] / "metrics" / "train.json").read_text())
-    b = json.loads((d / "metrics" / "train.json").read_text())
+    a = json.loads((dirs["straight"] / "metrics" / "train" / "full-0.json").read_text())
+    b = json.loads((d / "metrics" / "train" / "full-0.json").read_text())
     assert strip_timing(a) == strip_timing(b)
-    wa = load_model(dirs["straight"] / "models" / "robust.pt").state_dict()
-    wb = load_model(d / "models" / "robust.pt").state_dict()
+    wa = load_model(dirs["straight"] / "models" / "full-0.pt").state_dict()
+    wb = load_model(d / "models" / "full-0.pt").state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     # the per-epoch plots hold every epoch exactly once after the resume
-    rows = (d / "dvclive" / "train" / "plots" / "metrics" / "val_pgd_acc.tsv").read_text()
+    series = d / "dvclive" / "train" / "full-0" / "plots" / "metrics"
+    rows = (series / "val_pgd_acc.tsv").read_text()
     assert len(rows.strip().splitlines()) == 1 + 6
     assert not list(ckpts.glob("train-*"))
 
@@ -152,8 +153,8 @@ def test_missing_inputs_and_incompatible_model_are_one_line_errors(tmp_path, tin
     assert _stage("warmup", tmp_path, "--device", "cpu").returncode == 0
     _write_params(tmp_path, tiny_params(tiny_npz, model={"arch": "preact-resnet18"}))
     res = _stage("train", tmp_path, "--device", "cpu")
-    assert res.returncode == 2 and "models/warmup.pt: built with arch = smallcnn" in res.stderr
-    assert not (tmp_path / "models" / "robust.pt").exists()
+    assert res.returncode == 2 and "models/warmup-s0.pt: built with arch = smallcnn" in res.stderr
+    assert not (tmp_path / "models" / "full-0.pt").exists()
 
 
 def test_missing_dataset_names_what_was_looked_for(tmp_path):
@@ -209,3 +210,21 @@ def test_cpu_kernels_and_threads_are_pinned_unless_the_user_chose(tmp_path):
         pytest.skip("the AVX2 pin applies to x86-64 processors with AVX2")
     assert run() == ["AVX2", "AVX2", "AVX2", "2"]
     assert run(ONEDNN_MAX_CPU_ISA="ALL", ROBUSTPRUNE_THREADS="1")[1:] == ["ALL", "AVX2", "1"]
+
+
+def test_a_warmup_at_chance_says_why_in_steps(tmp_path, tiny_npz, capsys):
+    """A few epochs of a small dataset are a few SGD steps: a warm-up that ends at chance
+    says so, in steps, with a setting that gives enough, in its metrics and on stderr."""
+    raw = tiny_params(tiny_npz, warmup={"epochs": 1, "batch_size": 128, "lr": 1e-5})
+    params = params_from_dict(raw)
+    data = tmp_path / "data.npz"
+    pipeline.prepare(params, data)
+    out = pipeline.warmup(params, 0, data, tmp_path / "w.pt", tmp_path / "w.json", None,
+                          torch.device("cpu"), tmp_path / "ck")
+    hint = out["hint"]
+    assert "is at chance" in hint and "= 4 SGD steps" in hint and "-S warmup.epochs=" in hint
+    assert f"warning: {hint}" in capsys.readouterr().err
+    learned = pipeline.warmup(params_from_dict(tiny_params(tiny_npz)), 0, data,
+                              tmp_path / "w2.pt", tmp_path / "w2.json", None,
+                              torch.device("cpu"), tmp_path / "ck")
+    assert "hint" not in learned

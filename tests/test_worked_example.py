@@ -50,7 +50,7 @@ def test_adding_a_selector_with_one_parameter_as_the_readme_says(tmp_path, tiny_
                  ["stages/train.py", "--device", "cpu", "--method", name]):
         res = stage(*args)
         assert res.returncode == 0, res.stderr
-    metrics = json.loads((repo / "metrics" / "train.json").read_text())
+    metrics = json.loads((repo / "metrics" / "train" / f"{name}-0.json").read_text())
     assert metrics["settings"]["selector"] == "clean-loss"
     assert metrics["settings"]["selector_options"] == {"every": entry[name]["every"]}
     n = metrics["train_examples"]

@@ -314,6 +314,42 @@ def _npz_labels(y: np.ndarray, key: str, n: int, path: Path) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def _chw(x: np.ndarray) -> str:
+    return f"{x.shape[2]}×{x.shape[3]} with {x.shape[1]} channel(s)"
+
+
+def _check_label_set(y: np.ndarray, y_test: np.ndarray | None, path: Path) -> None:
+    """Labels must number the classes 0..K−1, each present in ``y``: the model gets one
+    output per label up to the largest, and an output no training example ever targets is a
+    class it cannot learn (its test examples would count as errors whatever the method)."""
+    present = np.unique(y)
+    if len(present) and present[0] < 0:
+        raise DataError(f"{path}: 'y' holds the negative label {int(present[0])}; labels "
+                        "number the classes 0..K-1")
+    if y_test is not None:
+        unseen = np.setdiff1d(np.unique(y_test), present)
+        if len(unseen):
+            k = int(unseen[0])
+            raise DataError(
+                f"{path}: 'y_test' holds label {k} ({int((y_test == k).sum())} test examples) "
+                f"that 'y' never has ('y' has {_label_list(present)}); a model cannot learn a "
+                "class without training examples: drop those test examples or add training "
+                "examples of that class")
+    top = int(present[-1]) if len(present) else -1
+    if len(present) != top + 1:
+        missing = np.setdiff1d(np.arange(top + 1), present)
+        raise DataError(
+            f"{path}: 'y' has {len(present)} distinct labels spread over 0..{top} "
+            f"({len(missing)} unused, e.g. {_label_list(missing)}); number the classes "
+            "0..K-1, e.g. y = np.unique(y, return_inverse=True)[1] (and the same mapping "
+            "for y_test)")
+
+
+def _label_list(labels: np.ndarray, most: int = 5) -> str:
+    shown = ", ".join(str(int(v)) for v in labels[:most])
+    return shown + (", …" if len(labels) > most else "")
+
+
 def read_npz(path: Path) -> RawDataset:
     """A user ``.npz``: ``x``, ``y``, optionally ``x_test``/``y_test`` (both or neither) and
     ``classes``.  Without a test set, ``x_test = y_test = None`` (make_splits holds one out)."""
@@ -325,7 +361,15 @@ def read_npz(path: Path) -> RawDataset:
         with np.load(path, allow_pickle=False) as z:
             arrays = {key: z[key] for key in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as err:
+        if "pickle" in str(err).lower():
+            raise DataError(
+                f"{path}: holds pickled data (an object array, or a file that is no .npz "
+                "archive, which numpy would read as a pickle); robustprune never unpickles a "
+                "file, since loading one can run any code: save plain arrays with "
+                "np.savez(path, x=..., y=...)") from err
         raise DataError(f"cannot read {path} as .npz without pickle: {one_line(err)}") from err
+    if not isinstance(arrays, dict):  # np.load of a plain .npy returns an array
+        raise DataError(f"{path}: a single array, not an .npz archive with x and y")
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
         raise DataError(
@@ -344,6 +388,11 @@ def read_npz(path: Path) -> RawDataset:
     if "x_test" in arrays:
         x_test = _to_nchw(arrays["x_test"], "x_test", path)
         y_test = _npz_labels(arrays["y_test"], "y_test", x_test.shape[0], path)
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise DataError(
+                f"{path}: 'x_test' images are {_chw(x_test)} but 'x' images are "
+                f"{_chw(x_train)}; both splits need one image size and channel count")
+    _check_label_set(y_train, y_test, path)
     if "classes" in arrays:
         names = np.asarray(arrays["classes"]).reshape(-1)
         classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in names)
