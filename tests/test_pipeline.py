@@ -170,8 +170,9 @@ def test_missing_dataset_names_what_was_looked_for(tmp_path):
 
 
 def test_evaluation_tiers_of_a_robust_model(tmp_path, tiny_npz):
-    # lr 0.02: at the default 0.05 this tiny run can spike and end near chance, by seed luck
-    raw = tiny_params(tiny_npz, train={"epochs": 3, "lr": 0.02},
+    # lr 0.01: at 0.02 the model ends at 56 %, 82 % or 100 % clean under three kernel settings
+    # of one processor (chaotic, chance is 25 %); at 0.01 at 100 % under all three
+    raw = tiny_params(tiny_npz, train={"epochs": 3, "lr": 0.01},
                       eval={"n_autoattack": 6, "autoattack_chunk": 3})
     ev = run_all(tmp_path, raw)["eval"]
     assert 0 <= ev["autoattack_acc"] <= ev["clean_acc_aa_subset"]
