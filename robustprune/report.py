@@ -782,7 +782,8 @@ def plot(summary: dict[str, Any], path: Path, axis: str = "adversarial") -> None
                   "AutoAttack accuracy, calibrated (%)" if calibrated else
                   f"{next(iter(summary.values()))['pgd_label'].split(' ')[0]} accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # nothing to name when every run is voided
+        ax.legend(loc="lower right")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
