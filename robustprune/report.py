@@ -745,6 +745,13 @@ def _axis_interval(r: dict[str, Any], axis: str) -> dict[str, Any]:
     return r["robust_calibrated"] or r["pgd_interval"]
 
 
+def _front(summary: dict[str, Any], axis: str) -> list[str]:
+    """The Pareto front (relative cost vs the axis's estimate) of the runs no voiding check
+    blocks: the summary's and the plot's."""
+    return pareto_front({n: (r["relative_cost"], _axis_interval(r, axis)["estimate"])
+                         for n, r in summary.items() if not r["voided_by"]})
+
+
 def plot(summary: dict[str, Any], path: Path, axis: str = "adversarial") -> None:
     """Robustness vs relative cost (passes ÷ full), 95 % intervals as error bars, with the
     Pareto front of the point estimates. ``axis``: adversarial (AutoAttack-calibrated, else
@@ -758,7 +765,7 @@ def plot(summary: dict[str, Any], path: Path, axis: str = "adversarial") -> None
         return _axis_interval(r, axis)
 
     points = {n: (r["relative_cost"], 100 * iv(r)["estimate"]) for n, r in summary.items()}
-    front = pareto_front({n: p for n, p in points.items() if not summary[n]["voided_by"]})
+    front = _front(summary, axis)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for name, (x, y) in points.items():
         on = name in front
@@ -820,9 +827,7 @@ def report(params: Params, metrics_dir: Path, examples_dir: Path, baseline: str,
     result = {"baseline": baseline, "seeds": list(params.seeds), "methods": summary,
               "targets": goal,
               "pareto_axis": params.report.pareto_axis,
-              "pareto_front": pareto_front({
-                  n: (r["relative_cost"], _axis_interval(r, params.report.pareto_axis)
-                      ["estimate"]) for n, r in summary.items() if not r["voided_by"]}),
+              "pareto_front": _front(summary, params.report.pareto_axis),
               "clean_trained": {str(s): {k: c["eval"].get(k) for k in (
                   "clean_acc", "pgd_acc", "autoattack_acc", "n_autoattack", "corruption_acc",
                   "checks_failed")}

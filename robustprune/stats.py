@@ -472,23 +472,19 @@ def two_phase(p: np.ndarray, c: np.ndarray, conf: float = 0.95) -> Interval:
     estimate is not clipped (a difference can be negative). Assumes the subset is a random
     sample of the N examples (the test set's order carries no information).
     """
-    est = crossed(_two_phase_strata([(p, c)]), conf)
-    return Interval(estimate=est.estimate, low=est.estimate - est.half,
-                    high=est.estimate + est.half, n=len(p), seeds=1, method="two-phase")
+    return seeds_two_phase([(p, c)], conf)
 
 
 def seeds_two_phase(parts: list[tuple[np.ndarray, np.ndarray]],
                     conf: float = 0.95) -> Interval:
     """:func:`two_phase` over S seeds on the same examples, with the crossed example × seed
-    model of :func:`crossed` applied to its two strata (method "two-phase-crossed")."""
+    model of :func:`crossed` applied to its two strata (method "two-phase-crossed"; one seed
+    is :func:`two_phase`, method "two-phase")."""
     if not parts:
         raise ValueError("seeds_two_phase needs at least one (p, c) pair")
-    if len(parts) == 1:
-        return two_phase(parts[0][0], parts[0][1], conf)
-    est = crossed(_two_phase_strata(parts), conf)
-    return Interval(estimate=est.estimate, low=est.estimate - est.half,
-                    high=est.estimate + est.half, n=len(parts[0][0]), seeds=len(parts),
-                    method="two-phase-crossed")
+    method = "two-phase" if len(parts) == 1 else "two-phase-crossed"
+    return crossed(_two_phase_strata(parts), conf).interval(
+        len(parts[0][0]), len(parts), method, -math.inf, math.inf)  # a Δ: not clipped
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
