@@ -33,7 +33,9 @@ dvc-init:
 	@test -d .dvc || { if git rev-parse --git-dir >/dev/null 2>&1; then dvc init -q; \
 	  else dvc init -q --no-scm; fi; dvc config core.analytics false; }
 
+# every params section checked in a second first: each stage validates only the sections it reads
 repro: setup
+	python -m robustprune.config params.yaml
 	dvc repro
 
 test: setup

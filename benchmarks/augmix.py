@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import long_regime as lr
 import runs
 
-from robustprune.training import resolve_device
+from robustprune.distributed import resolve_device
 
 ROOT = lr.ROOT
 

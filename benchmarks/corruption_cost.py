@@ -26,8 +26,8 @@ from robustprune import load_model  # noqa: E402
 from robustprune.config import load_params  # noqa: E402
 from robustprune.data import load_splits  # noqa: E402
 from robustprune.data.corrupted import generate  # noqa: E402
+from robustprune.distributed import resolve_device  # noqa: E402
 from robustprune.evaluation import corruption_eval  # noqa: E402
-from robustprune.training import resolve_device  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

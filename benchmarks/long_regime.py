@@ -37,9 +37,9 @@ import yaml  # noqa: E402
 
 from robustprune import report  # noqa: E402
 from robustprune.config import Params, params_from_dict  # noqa: E402
-from robustprune.corruptions import mean_corruption_error  # noqa: E402
+from robustprune.corruption_ops import mean_corruption_error  # noqa: E402
+from robustprune.distributed import resolve_device  # noqa: E402
 from robustprune.stats import paired_difference, paired_share_difference  # noqa: E402
-from robustprune.training import resolve_device  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from runs import clean_trained, corrupted_set, reevaluate, run_one  # noqa: E402
@@ -199,7 +199,7 @@ def grid_tables(results: dict[str, Any], epochs: int, params: Params,
                      *sorted(m for m in chosen if not m.startswith("full"))]
             base = {s: c for s, c in (clean or {}).items() if s in used}
             summary = report.summarise({m: chosen[m] for m in order}, base, "full",
-                                       params.eval)
+                                       params.report)
             out.append(f"## {objective}, {epochs} epochs, seed{'s' if len(used) > 1 else ''} "
                        f"{', '.join(map(str, used))}\n\n"
                        + report.markdown(summary, base, report.targets(summary)))

@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
-from robustprune import pipeline, report
+from robustprune import report
 from robustprune.config import Params
-from robustprune.selection import SELECTORS
+from robustprune.pipeline import api as pipeline
+from robustprune.selection.registry import SELECTORS
 
 
 def corrupted_set(params: Params, work: Path, n: int) -> Path | None:

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from robustprune import pipeline  # noqa: E402
 from robustprune.config import params_from_dict  # noqa: E402
+from robustprune.pipeline import api as pipeline  # noqa: E402
 
 
 def _prepare(work: Path, params: dict[str, Any], seed: int) -> tuple[Path, Path]:

@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from robustprune import pipeline  # noqa: E402
 from robustprune.config import load_params  # noqa: E402
+from robustprune.distributed import resolve_device  # noqa: E402
+from robustprune.pipeline import api as pipeline  # noqa: E402
 from robustprune.stats import mean_std  # noqa: E402
-from robustprune.training import resolve_device  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import runs  # noqa: E402

@@ -32,9 +32,9 @@ import torch.nn.functional as F  # noqa: E402
 
 from robustprune.attacks import PGD, cross_entropy_loss  # noqa: E402
 from robustprune.config import ScaleConfig  # noqa: E402
-from robustprune.fast import training_module  # noqa: E402
+from robustprune.distributed import resolve_device  # noqa: E402
 from robustprune.models import build_model  # noqa: E402
-from robustprune.training import resolve_device  # noqa: E402
+from robustprune.scale import training_module  # noqa: E402
 
 FLOP_RATIO = (10 * 2 + 3) / 3
 

@@ -4,9 +4,9 @@ Public API: :func:`load_model` (the saved-model contract) and the library module
 ``models``, ``attacks``, ``objectives``, ``selection``, ``training``, ``evaluation``, ``cost``.
 """
 
-from robustprune.runtime import pin_cpu_kernels
+from robustprune.cpu_kernels import pin_cpu_kernels
 
-pin_cpu_kernels()  # before torch runs any kernel: see robustprune/runtime.py
+pin_cpu_kernels()  # before torch runs any kernel: see robustprune/cpu_kernels.py
 
 from robustprune.models import load_model  # noqa: E402
 

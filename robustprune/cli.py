@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from robustprune.config import Params
 from robustprune.errors import USER_ERRORS, ConfigError
 
 
@@ -76,7 +75,7 @@ def add_seed(p: argparse.ArgumentParser) -> None:
                    help="the training seed of this run (default: the first of `seeds`)")
 
 
-def seed_of(arg: int | None, params: Params) -> int:
+def seed_of(arg: int | None, params: Any) -> int:
     """The run's seed: ``--seed`` or, without it, the first entry of ``seeds``."""
     if arg is None:
         return params.seeds[0]
@@ -85,7 +84,7 @@ def seed_of(arg: int | None, params: Params) -> int:
     return arg
 
 
-def method_of(arg: str | None, params: Params) -> str:
+def method_of(arg: str | None, params: Any) -> str:
     """The run's method: ``--method`` or, without it, the first entry of ``methods``."""
     if arg is not None:
         params.method(arg)  # a one-line error naming the defined methods

@@ -11,6 +11,7 @@ Saved files hold only tensors and plain Python values (no pickled classes), and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,9 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustprune import distributed
+from robustprune.atomic import atomic_torch_save
 from robustprune.errors import ConfigError
-from robustprune.io import atomic_torch_save
 from robustprune.registry import Registry
+from robustprune.schema import param as _p
 
 FORMAT = "robustprune-model-v1"
 
@@ -178,6 +180,18 @@ class WideResNet(Arch):
 
 
 ARCHS: Registry[type[Arch]] = Registry("model.arch", [SmallCNN, PreActResNet18, WideResNet])
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The ``model`` section: the architecture every stage that builds a model uses."""
+
+    arch: str = _p("smallcnn", choices=ARCHS.names)
+    wrn_depth: int = _p(28, lo=10)
+    wrn_width: int = _p(10, lo=1)
+
+    def __post_init__(self) -> None:
+        ARCHS[self.arch].check_params(self)
 
 
 def build_model(arch: str, *, in_channels: int, num_classes: int, image_size: int,

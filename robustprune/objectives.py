@@ -33,7 +33,9 @@ from torch import nn
 
 from robustprune import distributed
 from robustprune.attacks import Attack, LossFn, cross_entropy_loss
+from robustprune.errors import ConfigError
 from robustprune.registry import Registry
+from robustprune.schema import param as _p
 
 
 def kl_per_example(p_clean: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tensor:
@@ -304,6 +306,24 @@ OBJECTIVES: Registry[type[Objective]] = Registry("objective.name",
 """The training objectives (``objective.name``): the adversarial ones, AugMix, and ``clean``
 (the warm-up's cross-entropy; as an objective, the equal-epochs standard-training baseline
 that AugMix is compared with)."""
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The ``objective`` section: what robust training (and scoring) minimises."""
+
+    name: str = _p("pgd-at", choices=OBJECTIVES.names)
+    beta: float = _p(6.0, lo=0.0, doc="trades / mart robust-term weight")
+    jsd_lambda: float = _p(12.0, lo=0.0, doc="augmix: weight of the Jensen-Shannon term")
+    mix_severity: int = _p(3, lo=1, hi=10, doc="augmix: strength of each operation")
+    mix_width: int = _p(3, lo=1, doc="augmix: augmentation chains mixed into a view")
+    mix_depth: int = _p(-1, lo=-1, doc="augmix: operations per chain; -1 = random 1-3")
+    mix_alpha: float = _p(1.0, lo=0.0, lo_open=True, doc="augmix: Dirichlet/Beta parameter")
+    mix_views: int = _p(2, lo=1, doc="augmix: augmented views per example (the paper: 2)")
+
+    def __post_init__(self) -> None:
+        if self.mix_depth == 0:
+            raise ConfigError("objective.mix_depth = 0: must be -1 (random 1-3 per chain) or >= 1")
 
 
 def build_objective(cfg: Any) -> Objective:

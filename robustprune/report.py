@@ -23,7 +23,7 @@ Budget-matched figures (:mod:`robustprune.frontier`): the runs that differ from 
 only in their pass budget form the *full-data frontier*; each method gets its effective
 speed-up against it, a verdict against random selection *at equal cost* (a random-selection
 run within ±10 % of its passes), and the passes and seconds it took to reach a validation
-target (the baseline's final validation PGD accuracy − ``eval.target_drop``). The per-epoch
+target (the baseline's final validation PGD accuracy − ``report.target_drop``). The per-epoch
 curves of every run go to one CSV for ``dvc plots``.
 """
 
@@ -32,18 +32,19 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robustprune.config import EvalConfig, Params
-from robustprune.corruptions import mean_corruption_error
+from robustprune.atomic import atomic_write, atomic_write_json, atomic_write_text
+from robustprune.corruption_ops import mean_corruption_error
 from robustprune.errors import InputError, require_file
 from robustprune.frontier import Bound, Resampled, Speedup, effective_speedup, first_reaching
-from robustprune.io import atomic_write, atomic_write_json, atomic_write_text
 from robustprune.objectives import OBJECTIVES
-from robustprune.selection import SELECTORS
+from robustprune.schema import param as _p
+from robustprune.selection.registry import SELECTORS
 from robustprune.stats import (
     Interval,
     Verdict,
@@ -65,10 +66,50 @@ gradients: the attack, not the model, failed), or its robustness collapsed durin
 No Δ, speed-up, frontier point or verdict is computed from such a model, and the report names
 the check that blocked it. Not among them: ``pgd_trusted`` (PGD-k over-states AutoAttack: why
 verdicts are read on the stronger tier) and ``curve_reaches_zero`` (accuracy still above
-``eval.curve_zero`` at the largest ε of ``eval.eps_factors``: a prompt to look, which data
+``report.curve_zero`` at the largest ε of ``eval.eps_factors``: a prompt to look, which data
 whose classes differ by more than that ε fail legitimately)."""
 EQUAL_COST = 0.1
 """A random-selection run counts as "at equal cost" within ±10 % of the method's passes."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The ``report`` section: how the report judges and presents the runs. Every threshold
+    that decides whether a figure passes a check lives here, not in ``eval``, so changing one
+    reruns the report (seconds) and no evaluation."""
+
+    baseline: str = _p("full", doc="the method every Δ and speed-up is relative to (an entry "
+                                   "of methods)")
+    pareto_axis: str = _p("adversarial", choices=("adversarial", "corruption"),
+                          doc="the Pareto plot's robustness axis: AutoAttack-calibrated "
+                              "accuracy, or mean common-corruption accuracy")
+    chance_margin: float = _p(0.1, lo=0.0, hi=1.0, doc="clean accuracy must beat the majority "
+                                                       "class rate by this much")
+    collapse_ratio: float = _p(0.5, lo=0.0, hi=1.0, doc="flag clean accuracy below this "
+                                                        "share of the clean-trained model's")
+    trust_gap: float = _p(0.005, lo=0.0, doc="flag PGD-k when AutoAttack is this far below it "
+                                             "on the same examples")
+    curve_zero: float = _p(0.05, lo=0.0, hi=1.0, doc="accuracy at the largest eps of the curve "
+                                                     "must be <= this")
+    target_drop: float = _p(0.01, lo=0.0, hi=1.0, doc="time-to-accuracy target: the "
+                                                      "baseline's final validation PGD "
+                                                      "accuracy minus this")
+
+
+def eval_failed(ev: dict[str, Any], cfg: ReportConfig) -> list[str]:
+    """The checks one evaluation fails: those the evaluate stage decided (no threshold) and
+    those judged here against this section's thresholds from the figures it recorded."""
+    failed = set(ev.get("checks_failed", []))
+    if ev["clean_acc"] < ev.get("majority_rate", 0.0) + cfg.chance_margin:
+        failed.add("above_chance")
+    if ev.get("trust_gap") is not None and ev["trust_gap"] > cfg.trust_gap:
+        failed.add("pgd_trusted")
+    curve = ev.get("eps_curve") or {}
+    if curve and curve[max(curve, key=float)] > cfg.curve_zero:
+        failed.add("curve_reaches_zero")
+    return sorted(failed)
+
+
 CURVE_COLUMNS = ("run", "method", "seed", "objective", "epoch", "passes", "seconds",
                  "val_pgd_acc", "val_clean_acc")
 
@@ -95,7 +136,7 @@ def _examples(path: Path, made_by: str) -> dict[str, np.ndarray]:
     return {c: table[c].to_numpy() for c in table.columns}
 
 
-def collect(params: Params, metrics_dir: Path,
+def collect(params: Any, metrics_dir: Path,
             examples_dir: Path) -> tuple[dict[str, dict[int, dict[str, Any]]],
                                          dict[int, dict[str, Any]]]:
     """Per method and seed: the training and evaluation metrics and the per-example table;
@@ -189,11 +230,11 @@ def _collapsed_epochs(history: list[dict[str, float]]) -> list[int]:
 
 
 def _method_checks(runs: dict[int, dict[str, Any]], clean: dict[int, dict[str, Any]],
-                   cfg: EvalConfig) -> list[str]:
+                   cfg: ReportConfig) -> list[str]:
     """Names of the failed checks of one method, over all its seeds."""
     failed: set[str] = set()
     for seed, run in runs.items():
-        failed.update(run["eval"].get("checks_failed", []))
+        failed.update(eval_failed(run["eval"], cfg))
         if seed in clean and run["eval"]["clean_acc"] < (
                 cfg.collapse_ratio * clean[seed]["eval"]["clean_acc"]):
             failed.add("clean_collapse")
@@ -251,7 +292,7 @@ def _iv(interval: Interval | None) -> dict[str, Any] | None:
 
 
 def summarise(runs: dict[str, dict[int, dict[str, Any]]], clean: dict[int, dict[str, Any]],
-              baseline: str, cfg: EvalConfig) -> dict[str, Any]:
+              baseline: str, cfg: ReportConfig) -> dict[str, Any]:
     """Per method: settings, accuracies (mean ± std over seeds), paired Δs with intervals,
     costs and speed-ups, the random-baseline verdict and the failed checks."""
     if baseline not in runs:
@@ -356,7 +397,7 @@ def _same_but_budget(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def budget_matched(runs: dict[str, dict[int, dict[str, Any]]],
                    ex: dict[str, list[dict[str, np.ndarray]]], out: dict[str, Any],
-                   baseline: str, seeds: list[int], cfg: EvalConfig) -> None:
+                   baseline: str, seeds: list[int], cfg: ReportConfig) -> None:
     """Add the budget-matched figures to each row of ``out``: frontier membership, effective
     speed-up (passes and seconds), random selection at equal cost, time to the target."""
     settings = {n: runs[n][seeds[0]]["train"]["settings"] for n in runs}
@@ -620,8 +661,10 @@ def _target_text(r: dict[str, Any]) -> str:
 
 
 def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
-             goal: list[dict[str, Any]], baseline: str = "full") -> str:
+             goal: list[dict[str, Any]], baseline: str = "full",
+             cfg: ReportConfig | None = None) -> str:
     """Two tables (accuracy; cost and speed-ups), the notes that define them, the targets."""
+    cfg = cfg or ReportConfig()
     first = next(iter(summary.values()))
     pgd_name = first["pgd_label"].split(" ")[0]
     lines = [f"| method | selector | f | miner | attack | budget | clean % | {pgd_name} % (n) | "
@@ -638,7 +681,7 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
     if clean:
         evs = [c["eval"] for c in clean.values()]
         s = len(evs)
-        failed = sorted({f for e in evs for f in e.get("checks_failed", [])})
+        failed = sorted({f for e in evs for f in eval_failed(e, cfg)})
         aa, n_aa = _autoattack(evs)
         lines.append(f"| clean-trained (warm-up only) | – | – | – | none | – | "
                      f"{_pct(_stat([e['clean_acc'] for e in evs]), s)} | "
@@ -679,7 +722,7 @@ def markdown(summary: dict[str, Any], clean: dict[int, dict[str, Any]],
               "random-selection run within ±10 % of the passes, compared by the calibrated Δ. "
               "Time to target: first epoch whose validation "
               f"{'clean' if first['to_target'].get('metric') == 'val_clean_acc' else 'PGD-10'}"
-              f" accuracy reaches {baseline}'s final one minus `eval.target_drop`.", "",
+              f" accuracy reaches {baseline}'s final one minus `report.target_drop`.", "",
               "| target | method | measured | verdict |", "|---|---|---|---|"]
     lines += [f"| {t['target']} | {t['method'] or '–'} | {t['measured']} | {t['verdict']} |"
               for t in goal]
@@ -814,28 +857,31 @@ def curves(runs: dict[str, dict[int, dict[str, Any]]]) -> str:
     return out.getvalue()
 
 
-def report(params: Params, metrics_dir: Path, examples_dir: Path, baseline: str,
-           summary_out: Path, table_out: Path, plot_out: Path | None,
+def report(params: Any, metrics_dir: Path, examples_dir: Path, summary_out: Path,
+           table_out: Path, plot_out: Path | None,
            curves_out: Path | None = None) -> dict[str, Any]:
     """Write the summary JSON, the markdown tables, the Pareto plot with the full-data frontier
-    and the curves CSV (inputs checked first)."""
+    and the curves CSV (inputs checked first). ``params`` holds ``seeds``, ``methods`` and
+    ``report``."""
+    cfg: ReportConfig = params.report
+    baseline = cfg.baseline
     if not params.methods:
         raise InputError("methods: no methods defined in params; nothing to report")
     runs, clean = collect(params, metrics_dir, examples_dir)
-    summary = summarise(runs, clean, baseline, params.eval)
+    summary = summarise(runs, clean, baseline, cfg)
     goal = targets(summary)
     result = {"baseline": baseline, "seeds": list(params.seeds), "methods": summary,
               "targets": goal,
-              "pareto_axis": params.report.pareto_axis,
-              "pareto_front": _front(summary, params.report.pareto_axis),
-              "clean_trained": {str(s): {k: c["eval"].get(k) for k in (
-                  "clean_acc", "pgd_acc", "autoattack_acc", "n_autoattack", "corruption_acc",
-                  "checks_failed")}
+              "pareto_axis": cfg.pareto_axis,
+              "pareto_front": _front(summary, cfg.pareto_axis),
+              "clean_trained": {str(s): {**{k: c["eval"].get(k) for k in (
+                  "clean_acc", "pgd_acc", "autoattack_acc", "n_autoattack", "corruption_acc")},
+                  "checks_failed": eval_failed(c["eval"], cfg)}
                   for s, c in clean.items()}}
     atomic_write_json(summary_out, result)
-    atomic_write_text(table_out, markdown(summary, clean, goal, baseline))
+    atomic_write_text(table_out, markdown(summary, clean, goal, baseline, cfg))
     if plot_out is not None:
-        plot(summary, plot_out, params.report.pareto_axis)
+        plot(summary, plot_out, cfg.pareto_axis)
     if curves_out is not None:
         atomic_write_text(curves_out, curves(runs))
     return result

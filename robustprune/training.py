@@ -47,19 +47,22 @@ import torch
 from torch import nn
 
 from robustprune import distributed
+from robustprune.atomic import atomic_torch_save
 from robustprune.attacks import PGD, Attack
+from robustprune.attacks.correctness import clean_correct, pgd_correct
 from robustprune.augmentations import AUGMENTS
-from robustprune.config import OptimConfig, ScaleConfig
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.data import Splits
-from robustprune.distributed import resolve_device  # noqa: F401 (re-exported)
-from robustprune.evaluation import clean_correct, pgd_correct
-from robustprune.fast import training_module
-from robustprune.io import atomic_torch_save
 from robustprune.objectives import Objective
-from robustprune.schedules import SCHEDULES
-from robustprune.selection import BatchMiner, Selection, SelectionContext, SubsetSelector
-from robustprune.selection.base import broadcast_selection
+from robustprune.optim import SCHEDULES, OptimConfig
+from robustprune.scale import ScaleConfig, training_module
+from robustprune.selection.base import (
+    BatchMiner,
+    Selection,
+    SelectionContext,
+    SubsetSelector,
+    broadcast_selection,
+)
 
 CHECKPOINT_NAME = "last.pt"
 VAL_CHUNK = 500  # validation examples per chunk (each chunk's attack draws are its own)
@@ -477,14 +480,3 @@ def passes_per_example(model: nn.Module, objective: Objective, attack: Attack,
         loss, _ = objective.loss_and_logits(counted, x, x_adv, y, None)
         loss.backward()
     return meter.total_passes / len(y)
-
-
-def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file: keys checkpoints to the exact inputs they were trained from."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

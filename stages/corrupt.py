@@ -13,8 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-from robustprune import cli, pipeline
-from robustprune.config import load_params
+from robustprune import cli
+from robustprune.data.corrupted import CorruptionsConfig
+from robustprune.params import load_params
+from robustprune.pipeline.corrupt import corrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def stage() -> None:
-        info = pipeline.corrupt(load_params(args.params), args.data, args.out, args.metrics,
-                                args.raw)
+        params = load_params(args.params, {"corruptions": CorruptionsConfig})
+        info = corrupt(params, args.data, args.out, args.metrics, args.raw)
         print(json.dumps({k: v for k, v in info.items() if k != "seconds"}))
 
     return cli.run(stage)

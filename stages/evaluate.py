@@ -14,9 +14,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from robustprune import cli, pipeline
-from robustprune.config import load_params
-from robustprune.training import resolve_device
+from robustprune import cli
+from robustprune.attacks import AttackConfig
+from robustprune.distributed import resolve_device
+from robustprune.evaluation import EvalConfig
+from robustprune.params import load_params
+from robustprune.pipeline.evaluate import evaluate
+
+SECTIONS = {"eval": EvalConfig, "attack": AttackConfig}
+"""What the stage reads (dvc.yaml: eval, attack.norm, attack.eps)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def go() -> None:
-        params = load_params(args.params)
-        pipeline.evaluate(params, cli.seed_of(args.seed, params), args.data, args.model,
+        params = load_params(args.params, SECTIONS)
+        evaluate(params, cli.seed_of(args.seed, params), args.data, args.model,
                           args.out, args.examples, resolve_device(args.device),
                           corrupted_path=args.corrupted)
 

@@ -11,8 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from robustprune import cli, pipeline
-from robustprune.config import load_params
+from robustprune import cli
+from robustprune.data import DataConfig
+from robustprune.params import load_params
+from robustprune.pipeline.prepare import prepare
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def stage() -> None:
-        info = pipeline.prepare(load_params(args.params), args.out, args.raw, args.metrics)
+        params = load_params(args.params, {"data": DataConfig})
+        info = prepare(params, args.out, args.raw, args.metrics)
         print(json.dumps(info))
 
     return cli.run(stage)

@@ -1,6 +1,6 @@
 """Stage report: the side-by-side table (metrics/summary.md, metrics/summary.json) of every
-method in `methods` over every seed in `seeds`: accuracies, paired differences vs --baseline
-(default: full) with 95 % intervals, speed-ups at equal epochs and against the full-data
+method in `methods` over every seed in `seeds`: accuracies, paired differences vs the baseline
+(`report.baseline`) with 95 % intervals, speed-ups at equal epochs and against the full-data
 frontier (the baseline at other budgets), random selection at equal cost, time to a validation
 target, failed checks and the target verdicts; the plot of robust accuracy (with intervals) vs
 relative cost with the Pareto front and the frontier (metrics/pareto.png); and every run's
@@ -13,23 +13,28 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from robustprune import cli, report
-from robustprune.config import load_params
+from robustprune import cli
+from robustprune.params import load_params
+from robustprune.report import ReportConfig, report
+from robustprune.selection.registry import build_methods
+
+SECTIONS = {"methods": build_methods, "report": ReportConfig}
+"""What the stage reads: the method names and the report section (costs and settings come from
+what training recorded)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__)
     p.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     p.add_argument("--examples-dir", type=Path, default=Path("data/examples"))
-    p.add_argument("--baseline", default="full", help="method speed-ups are relative to")
     p.add_argument("--summary", type=Path, default=Path("metrics/summary.json"))
     p.add_argument("--table", type=Path, default=Path("metrics/summary.md"))
     p.add_argument("--plot", type=Path, default=Path("metrics/pareto.png"))
     p.add_argument("--curves", type=Path, default=Path("metrics/curves.csv"))
     args = p.parse_args(argv)
-    return cli.run(lambda: report.report(load_params(args.params), args.metrics_dir,
-                                         args.examples_dir, args.baseline, args.summary,
-                                         args.table, args.plot, args.curves))
+    return cli.run(lambda: report(load_params(args.params, SECTIONS), args.metrics_dir,
+                                  args.examples_dir, args.summary, args.table, args.plot,
+                                  args.curves))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import sys
 
-from robustprune import cli, pipeline
-from robustprune.config import load_params
+from robustprune import cli
+from robustprune.attacks import AttackConfig
+from robustprune.models import ModelConfig
+from robustprune.objectives import ObjectiveConfig
+from robustprune.optim import OptimConfig
+from robustprune.params import load_params
+from robustprune.pipeline.scoring import scoring
+
+SECTIONS = {"model": ModelConfig, "attack": AttackConfig, "objective": ObjectiveConfig,
+            "train": OptimConfig}
+"""What the stage reads (dvc.yaml: model, attack, objective, train.batch_size)."""
 
 
 def build_parser() -> cli.StageParser:
@@ -26,12 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def go() -> None:
-        params = load_params(args.params)
+        params = load_params(args.params, SECTIONS)
         seed = cli.seed_of(args.seed, params)
         p.fill(args, seed)
-        pipeline.scoring(params, seed, args.data, args.init,
-                         args.forgetting, args.out, args.metrics,
-                         cli.distributed_device(args.device))
+        scoring(params, seed, args.data, args.init, args.forgetting, args.out, args.metrics,
+                cli.distributed_device(args.device))
 
     return cli.run(go)
 

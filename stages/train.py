@@ -9,8 +9,19 @@ from __future__ import annotations
 
 import sys
 
-from robustprune import cli, pipeline
-from robustprune.config import load_params
+from robustprune import cli
+from robustprune.attacks import AttackConfig
+from robustprune.models import ModelConfig
+from robustprune.objectives import ObjectiveConfig
+from robustprune.optim import OptimConfig
+from robustprune.params import load_params
+from robustprune.pipeline.train import train
+from robustprune.scale import ScaleConfig
+from robustprune.selection.registry import build_methods
+
+SECTIONS = {"model": ModelConfig, "attack": AttackConfig, "objective": ObjectiveConfig,
+            "train": OptimConfig, "scale": ScaleConfig, "methods": build_methods}
+"""What the stage reads (dvc.yaml: these sections, of methods only the run's entry)."""
 
 
 def build_parser() -> cli.StageParser:
@@ -33,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def go() -> None:
-        params = load_params(args.params)
+        params = load_params(args.params, SECTIONS)
         seed, method = cli.seed_of(args.seed, params), cli.method_of(args.method, params)
         p.fill(args, seed, method)
-        pipeline.train(params, seed, method, args.data, args.init, args.out,
+        train(params, seed, method, args.data, args.init, args.out,
                        args.metrics, args.live, cli.distributed_device(args.device),
                        scores_path=args.scores, scores_metrics=args.scores_metrics)
 

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import sys
 
-from robustprune import cli, pipeline
-from robustprune.config import load_params
+from robustprune import cli
+from robustprune.attacks import AttackConfig
+from robustprune.models import ModelConfig
+from robustprune.optim import OptimConfig
+from robustprune.params import load_params
+from robustprune.pipeline.warmup import warmup
+from robustprune.scale import ScaleConfig
+
+SECTIONS = {"model": ModelConfig, "warmup": OptimConfig, "attack": AttackConfig,
+            "scale": ScaleConfig}
+"""What the stage reads (dvc.yaml: model, warmup, attack.norm, attack.eps, scale)."""
 
 
 def build_parser() -> cli.StageParser:
@@ -28,12 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def go() -> None:
-        params = load_params(args.params)
+        params = load_params(args.params, SECTIONS)
         seed = cli.seed_of(args.seed, params)
         p.fill(args, seed)
-        pipeline.warmup(params, seed, args.data, args.out,
-                        args.metrics, args.live, cli.distributed_device(args.device),
-                        forgetting_out=args.forgetting)
+        warmup(params, seed, args.data, args.out, args.metrics, args.live,
+               cli.distributed_device(args.device), forgetting_out=args.forgetting)
 
     return cli.run(go)
 

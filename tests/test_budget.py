@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import torch
 
-from robustprune import load_model, pipeline, training
+from robustprune import load_model, training
 from robustprune.config import ConfigError, params_from_dict
+from robustprune.pipeline import api as pipeline
 from tests.conftest import tiny_params
 
 CPU = torch.device("cpu")

@@ -10,7 +10,6 @@ from robustprune.attacks import FGSMRS, NFGSM, PGD
 from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import PGDAT, TRADES
-from robustprune.selection import BulletTrain, build_miner
 from robustprune.selection.bullettrain import (
     BOUNDARY,
     OUTLIER,
@@ -19,6 +18,7 @@ from robustprune.selection.bullettrain import (
     categorize,
     signed_spread,
 )
+from robustprune.selection.registry import BulletTrain, build_miner
 
 
 def test_signed_spread_sign_and_magnitude():

@@ -13,10 +13,10 @@ from robustprune.config import (
     ConfigError,
     Params,
     as_dict,
-    fingerprint,
     load_params,
     params_from_dict,
 )
+from robustprune.pipeline import fingerprint
 
 
 def test_defaults():
@@ -263,7 +263,7 @@ def test_config_has_no_name_tuples_registries_are_the_source():
     import inspect
 
     import robustprune.config as config
-    from robustprune.selection import SELECTORS
+    from robustprune.selection.registry import SELECTORS
 
     defined = [node for node in ast.parse(inspect.getsource(config)).body
                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple)]

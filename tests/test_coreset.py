@@ -12,13 +12,14 @@ from robustprune.attacks import PGD
 from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import MART, PGDAT, TRADES
-from robustprune.selection import SelectionContext, build_selector
+from robustprune.selection.base import SelectionContext
 from robustprune.selection.coreset import (
     CoresetCRAIG,
     CoresetGradMatch,
     CoresetOptions,
     output_gradients,
 )
+from robustprune.selection.registry import build_selector
 
 
 def last_layer_gradients(ctx: SelectionContext, with_features: bool = True) -> torch.Tensor:

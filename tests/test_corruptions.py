@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from robustprune import pipeline, report
+from robustprune import report
 from robustprune.config import ConfigError, params_from_dict
-from robustprune.corruptions import (
+from robustprune.corruption_ops import (
     CATEGORIES,
     CORRUPTIONS,
     SEVERITIES,
@@ -41,6 +41,7 @@ from robustprune.data.corrupted import (
 )
 from robustprune.errors import DataError, InputError
 from robustprune.evaluation import corruption_eval
+from robustprune.pipeline import api as pipeline
 from robustprune.stats import paired_share_difference, share_mean
 from tests.conftest import tiny_params
 
@@ -315,7 +316,7 @@ def test_corrupt_stage_evaluation_and_report(tmp_path: Path, tiny_npz: Path) -> 
                                corrupted_path=tmp_path / "c.npz")
         assert 0 <= ev["corruption_acc"] <= 1 and ev["n_corrupted_copies"] == 75
         assert "corruption" in ev["seconds"]
-    result = report.report(params, metrics, ex, "full", tmp_path / "s.json", tmp_path / "s.md",
+    result = report.report(params, metrics, ex, tmp_path / "s.json", tmp_path / "s.md",
                            tmp_path / "p.png")
     c = result["methods"]["bt"]["corruption"]
     assert c["n"] == 24 and c["delta"]["n"] == 24 and c["mce"] is not None

@@ -51,10 +51,11 @@ import pytest
 import torch
 import yaml
 
-from robustprune import distributed, pipeline
+from robustprune import distributed
 from robustprune.config import params_from_dict
 from robustprune.launch import command
 from robustprune.models import read_model_file
+from robustprune.pipeline import api as pipeline
 from tests.conftest import ROOT, tiny_params
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -264,7 +265,8 @@ def test_a_checkpoint_resumes_only_with_its_process_count(tmp_path, tiny_npz):
     from robustprune.data import load_splits
     from robustprune.models import build_model
     from robustprune.objectives import PGDAT
-    from robustprune.selection import BatchMiner, Full
+    from robustprune.selection.base import BatchMiner
+    from robustprune.selection.full import Full
 
     raw = tiny_params(tiny_npz)
     pipeline.prepare(params_from_dict(raw), tmp_path / "d.npz")

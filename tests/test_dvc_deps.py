@@ -77,5 +77,45 @@ def test_every_stage_depends_on_exactly_the_modules_it_imports():
 def test_closure_follows_package_parents_and_function_level_imports():
     closure = import_closure(ROOT / "stages" / "evaluate.py")
     assert "robustprune/__init__.py" in closure  # every import of the package runs it
-    assert "robustprune/runtime.py" in closure  # imported by __init__
+    assert "robustprune/cpu_kernels.py" in closure  # imported by __init__
     assert "robustprune/report.py" not in closure
+
+
+def _code_deps(stage: dict) -> set[str]:
+    deps = set()
+    for d in _body(stage)["deps"]:
+        path = ROOT / d
+        if d.startswith("robustprune/"):
+            deps |= ({str(f.relative_to(ROOT)) for f in path.glob("*.py")} if path.is_dir()
+                     else {d})
+    return deps
+
+
+def test_an_edit_reruns_only_the_stages_that_run_the_edited_code():
+    """A selector edit stales no data, warm-up or evaluation stage; an evaluation edit no data,
+    warm-up, scoring or training stage; a report threshold only the report."""
+    stages = _stages()
+    for name in ("prepare", "corrupt", "warmup", "evaluate", "evaluate_clean"):
+        assert "robustprune/selection/bullettrain.py" not in _code_deps(stages[name]), name
+    for name in ("prepare", "corrupt", "warmup", "scoring", "train"):
+        assert "robustprune/evaluation.py" not in _code_deps(stages[name]), name
+    for name, stage in stages.items():
+        params = _body(stage).get("params", [])
+        if name != "report":
+            assert not any(str(p).split(".")[0] == "report" for p in params), name
+    assert "report" in _body(stages["report"])["params"]
+    assert "eval" not in _body(stages["report"])["params"]
+
+
+def test_report_thresholds_are_not_evaluation_params():
+    """Every key the evaluate stage depends on is one the evaluation computes with."""
+    import dataclasses
+
+    from robustprune.evaluation import EvalConfig
+    from robustprune.report import ReportConfig
+
+    evaluated = {f.name for f in dataclasses.fields(EvalConfig)}
+    judged = {f.name for f in dataclasses.fields(ReportConfig)}
+    assert not evaluated & judged
+    assert {"chance_margin", "trust_gap", "curve_zero", "collapse_ratio",
+            "target_drop"} <= judged

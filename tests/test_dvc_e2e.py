@@ -100,7 +100,8 @@ def _check_outputs(repo: Path) -> None:
     for m in METHODS:
         ev = json.loads((metrics / "eval" / f"{m}-0.json").read_text())
         assert 0 <= ev["autoattack_acc"] <= 1 and ev["n_autoattack"] == 4
-        assert "above_chance" in ev["checks"] and "pgd_trusted" in ev["checks"]
+        # checks without a threshold are the evaluation's; the rest the report's
+        assert "curve_decreasing" in ev["checks"] and "trust_gap" in ev
         assert ev["n_corruption"] == 24 and 0 <= ev["corruption_acc"] <= 1
         assert (repo / "data" / "examples" / f"{m}-0.parquet").is_file()
         train = json.loads((metrics / "train" / f"{m}-0.json").read_text())
@@ -156,10 +157,24 @@ def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny
     assert _stale(repo) == set()
 
     report_py = repo / "robustprune" / "report.py"
-    original = report_py.read_text()
-    report_py.write_text(original + "\n# an edit\n")
+    for edited, expected in (
+            (report_py, {"report"}),
+            # a selector edit: the training branches and the report, no data, warm-up,
+            # scoring or evaluation stage
+            (repo / "robustprune" / "selection" / "bullettrain.py",
+             {"train@full-0", "train@bt-0", "report"}),
+            # an evaluation edit: the evaluations only (the report follows their outputs)
+            (repo / "robustprune" / "evaluation.py",
+             {"evaluate@full-0", "evaluate@bt-0", "evaluate_clean@0"})):
+        original = edited.read_text()
+        edited.write_text(original + "\n# an edit\n")
+        assert _stale(repo) == expected, edited
+        edited.write_text(original)
+    raw["report"]["trust_gap"] = 0.02  # a report threshold: the report alone
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
     assert _stale(repo) == {"report"}
-    report_py.write_text(original)
+    del raw["report"]["trust_gap"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
 
     raw["methods"]["bt"]["gamma"] = 0.5
     (repo / "params.yaml").write_text(yaml.safe_dump(raw))

@@ -12,8 +12,9 @@ from robustprune.attacks import PGD
 from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import PGDAT
-from robustprune.selection import SelectionContext, build_selector
+from robustprune.selection.base import SelectionContext
 from robustprune.selection.glister import Glister, glister_greedy
+from robustprune.selection.registry import build_selector
 
 
 def _val_loss_grad(w: torch.Tensor, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from robustprune.config import Params, params_from_dict
-from robustprune.selection import MINERS, SELECTORS
+from robustprune.selection.registry import MINERS, SELECTORS
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()

@@ -54,7 +54,8 @@ def _columns(clean: float, pgd: float, aa: float, seed: int) -> dict[str, np.nda
 def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int, ...] = (0,),
            history: dict[str, list[float]] | None = None,
            failed: dict[str, list[str]] | None = None,
-           methods: dict[str, Any] | None = None) -> tuple[Path, Path]:
+           methods: dict[str, Any] | None = None,
+           majority: float = 0.0) -> tuple[Path, Path]:
     metrics, examples = root / "metrics", root / "examples"
     for d in ("train", "eval", "eval_clean"):
         (metrics / d).mkdir(parents=True, exist_ok=True)
@@ -80,6 +81,7 @@ def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int,
                  "autoattack_acc": float(cols["autoattack"][:N_AA].mean()), "n_pgd": N,
                  "n_autoattack": N_AA, "pgd_label": "PGD-20 (step eps/4, 1 restart)",
                  "autoattack_label": "AutoAttack standard (reference)",
+                 "majority_rate": majority,
                  "checks_failed": (failed or {}).get(name, [])}))
             pd.DataFrame(cols).to_parquet(examples / f"{name}-{seed}.parquet")
         cols = _columns(0.82, 0.03, 0.01, seed)
@@ -93,12 +95,15 @@ def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int,
 def _run(tmp_path: Path, methods: dict[str, Any] | None = None, seeds: tuple[int, ...] = (0,),
          measured: dict[str, tuple[float, ...]] | None = None,
          history: dict[str, list[float]] | None = None,
-         failed: dict[str, list[str]] | None = None) -> dict[str, Any]:
+         failed: dict[str, list[str]] | None = None,
+         report_cfg: dict[str, Any] | None = None,
+         majority: float = 0.0) -> dict[str, Any]:
     params = params_from_dict({"methods": METHODS if methods is None else methods,
-                               "seeds": list(seeds)})
+                               "seeds": list(seeds), **({"report": report_cfg} if report_cfg
+                                                        else {})})
     metrics, examples = _write(tmp_path, MEASURED if measured is None else measured, seeds,
-                               history, failed, methods)
-    return report.report(params, metrics, examples, "full", tmp_path / "summary.json",
+                               history, failed, methods, majority)
+    return report.report(params, metrics, examples, tmp_path / "summary.json",
                          tmp_path / "summary.md", tmp_path / "pareto.png",
                          tmp_path / "curves.csv")
 
@@ -187,7 +192,7 @@ def test_without_a_frontier_there_is_no_effective_speedup(tmp_path: Path) -> Non
 
 
 def test_time_to_target_reads_the_validation_curves(tmp_path: Path) -> None:
-    """Target: full's final validation accuracy (0.6) − eval.target_drop (0.01)."""
+    """Target: full's final validation accuracy (0.6) − report.target_drop (0.01)."""
     history = {"score": [0.55, 0.595, 0.62], "stack": [0.4, 0.45], "bullettrain": [0.62, 0.63]}
     rows = _run(tmp_path, history=history)["methods"]
     assert rows["full"]["to_target"]["target"] == pytest.approx(0.59)
@@ -232,7 +237,7 @@ def test_autoattack_on_some_seeds_only_is_left_out_not_averaged(tmp_path: Path) 
     (metrics / "eval" / "bullettrain-1.json").write_text(json.dumps(ev))
     table = pd.read_parquet(examples / "bullettrain-1.parquet").drop(columns="autoattack")
     table.to_parquet(examples / "bullettrain-1.parquet")
-    rows = report.report(params, metrics, examples, "full", tmp_path / "summary.json",
+    rows = report.report(params, metrics, examples, tmp_path / "summary.json",
                          tmp_path / "summary.md", tmp_path / "pareto.png",
                          tmp_path / "curves.csv")["methods"]
     bt = rows["bullettrain"]
@@ -255,7 +260,7 @@ def test_corruptions_on_some_seeds_only_are_left_out(tmp_path: Path) -> None:
         table = pd.read_parquet(examples / f"{name}-0.parquet")
         table["corruption"] = np.full(N, 45, dtype=np.int16)
         table.to_parquet(examples / f"{name}-0.parquet")
-    rows = report.report(params, metrics, examples, "full", tmp_path / "summary.json",
+    rows = report.report(params, metrics, examples, tmp_path / "summary.json",
                          tmp_path / "summary.md", tmp_path / "pareto.png",
                          tmp_path / "curves.csv")["methods"]
     assert all(r["corruption"] is None for r in rows.values())
@@ -294,6 +299,19 @@ def test_a_model_at_chance_blocks_every_verdict(tmp_path: Path) -> None:
     assert "| failed: above_chance (voids comparisons) |" in text and "| met |" not in text
 
 
+def test_the_at_chance_threshold_is_the_reports(tmp_path: Path) -> None:
+    """The evaluation records clean accuracy and the majority rate; `report.chance_margin`
+    decides: with every model within the margin of the largest class, nothing is compared."""
+    # MEASURED's clean accuracies are 0.70-0.82 (± 0.007 sampling); a largest class of 0.675
+    # puts those below 0.775 within 0.1 of it
+    low = {n for n, v in MEASURED.items() if v[2] < 0.775}
+    assert low == {"full-25", "random-online", "score", "stack"}
+    rows = _run(tmp_path, majority=0.675)["methods"]
+    assert {n for n, r in rows.items() if "above_chance" in r["voided_by"]} == low
+    rows = _run(tmp_path, majority=0.675, report_cfg={"chance_margin": 0.0})["methods"]
+    assert not any("above_chance" in r["voided_by"] for r in rows.values())
+
+
 def test_a_baseline_at_chance_blocks_the_comparisons_of_every_method(tmp_path: Path) -> None:
     rows = _run(tmp_path, failed={"full": ["above_chance"]})["methods"]
     assert rows["bullettrain"]["blocked_by"] == ["full: above_chance"]
@@ -330,7 +348,7 @@ def test_pairing_checks_the_examples_are_the_same(tmp_path: Path) -> None:
     table["label"] = np.roll(table["label"].to_numpy(), 1)
     table.to_parquet(examples / "score-0.parquet")
     with pytest.raises(InputError, match=r"score-0: its label differs from full-0's at row 0"):
-        report.report(params, metrics, examples, "full", tmp_path / "s.json",
+        report.report(params, metrics, examples, tmp_path / "s.json",
                       tmp_path / "s.md", None)
 
 
@@ -363,7 +381,7 @@ def test_missing_metrics_is_a_one_line_error_naming_the_stage(tmp_path: Path) ->
     metrics, examples = _write(tmp_path, MEASURED)
     (examples / "stack-0.parquet").unlink()
     with pytest.raises(InputError, match=r"evaluate@stack-0") as err:
-        report.report(params, metrics, examples, "full", tmp_path / "s.json",
+        report.report(params, metrics, examples, tmp_path / "s.json",
                       tmp_path / "s.md", None)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "s.json").exists()

@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from robustprune import pipeline
 from robustprune.attacks import PGD
 from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.errors import InputError
 from robustprune.objectives import PGDAT
-from robustprune.selection import SelectionContext
+from robustprune.pipeline import api as pipeline
+from robustprune.selection.base import SelectionContext
 from robustprune.selection.prune import Prune, PruneOptions, ScoreTable, top_per_class
 from robustprune.selection.scoring import ForgettingTracker, adversarial_scores
 from tests.conftest import tiny_params

@@ -12,19 +12,19 @@ from torch import nn
 from robustprune.attacks import PGD
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import PGDAT
-from robustprune.selection import (
-    MINERS,
-    SELECTORS,
+from robustprune.selection.base import (
     BatchMiner,
     Selection,
     SelectionContext,
     SubsetSelector,
-    build_selector,
     class_balanced_sample,
+    class_budgets,
+    head_inputs,
+    with_bias,
 )
-from robustprune.selection.base import class_budgets, head_inputs, with_bias
 from robustprune.selection.full import Full
 from robustprune.selection.random_subset import RandomOnline, RandomStatic
+from robustprune.selection.registry import MINERS, SELECTORS, build_selector
 
 # 10 of class 0, 7 of class 1, 3 of class 2, 0 of class 3; interleaved
 Y = torch.tensor([0, 1, 0, 2, 0, 1, 0, 0, 1, 2, 0, 1, 0, 0, 1, 1, 0, 2, 1, 0])

@@ -1,5 +1,5 @@
 """The README's worked example, done exactly as written: a new selector with one parameter is
-one new file, one import line in the selection package and one `methods` entry, and it then
+one new file, one import line in the selection registry and one `methods` entry, and it then
 trains through the stage scripts with its option validated and recorded."""
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ def readme_examples() -> dict[str, str]:
 def test_adding_a_selector_with_one_parameter_as_the_readme_says(tmp_path, tiny_npz):
     blocks = readme_examples()
     assert set(blocks) == {"robustprune/selection/clean_loss.py",
-                           "robustprune/selection/__init__.py", "params.yaml"}
+                           "robustprune/selection/registry.py", "params.yaml"}
     repo = copy_project(tmp_path / "proj")
     new_file = repo / "robustprune" / "selection" / "clean_loss.py"
     assert not new_file.exists()
     new_file.write_text(blocks["robustprune/selection/clean_loss.py"])
-    registry = repo / "robustprune" / "selection" / "__init__.py"
-    (line,) = blocks["robustprune/selection/__init__.py"].strip().splitlines()
+    registry = repo / "robustprune" / "selection" / "registry.py"
+    (line,) = blocks["robustprune/selection/registry.py"].strip().splitlines()
     lines = registry.read_text().splitlines(keepends=True)
     last_import = max(i for i, s in enumerate(lines) if s.startswith("from robustprune.selection."))
     registry.write_text("".join([*lines[:last_import + 1], line + "\n", *lines[last_import + 1:]]))

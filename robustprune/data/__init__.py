@@ -18,6 +18,7 @@ import it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,9 @@ from robustprune.data.splits import (
     make_splits,
     save_splits,
 )
-from robustprune.errors import DataError
+from robustprune.errors import ConfigError, DataError
 from robustprune.registry import Registry
+from robustprune.schema import param as _p
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -68,6 +70,7 @@ __all__ = [
     "TEST_HELD_OUT",
     "TEST_UNKNOWN",
     "Builtin",
+    "DataConfig",
     "DataError",
     "RawDataset",
     "Remote",
@@ -82,6 +85,24 @@ __all__ = [
 ]
 
 DATASETS: Registry[Builtin | UserPath] = Registry("data.name", ENTRIES)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data`` section: which dataset, and the split every run shares."""
+
+    name: str = _p("fashion-mnist", choices=DATASETS.names)
+    seed: int = _p(0, lo=0, doc="validation split and training subset; shared by every seed so "
+                               "all runs train, validate and test on the same examples")
+    path: str = _p("", doc="file (npz) or directory (folder, or an override of data/raw/<name>)")
+    val_size: int = _p(5000, lo=0)
+    train_size: int = _p(0, lo=0, doc="0 = all remaining training examples")
+    test_size: int = _p(0, lo=0, doc="held out (stratified) from the training data when the "
+                                     "dataset has no test set; ignored when it has one")
+
+    def __post_init__(self) -> None:
+        if DATASETS[self.name].needs_path and not self.path:
+            raise ConfigError(f'data.path = "": required when data.name is {self.name}')
 """Every ``data.name``: each entry has ``name``, ``needs_path`` (a user file or folder given
 by ``data.path``) and ``load(path, raw_root, download)``."""
 

@@ -5,7 +5,7 @@ corruptions at 5 severities (uint8 [K, S, n, C, H, W]) with their labels, in one
 ``.npz`` (no pickle). It comes from one of :data:`CORRUPTED_SOURCES`:
 
 * ``generated``: made here from the prepared clean test set by
-  :func:`robustprune.corruptions.corrupt`, seeded, so the same seed gives the same bytes (for
+  :func:`robustprune.corruption_ops.corrupt`, seeded, so the same seed gives the same bytes (for
   any dataset and image size, e.g. a Fashion-MNIST-C);
 * ``cifar10-c`` / ``cifar100-c``: the official CIFAR-10-C / CIFAR-100-C archives (Hendrycks &
   Dietterich 2019; Zenodo), downloaded with pinned checksums, each ``<corruption>.npy`` holding
@@ -28,11 +28,12 @@ from typing import IO
 
 import numpy as np
 
-from robustprune.corruptions import CATEGORIES, CORRUPTIONS, SEVERITIES, corrupt
+from robustprune.atomic import atomic_write
+from robustprune.corruption_ops import CATEGORIES, CORRUPTIONS, SEVERITIES, corrupt
 from robustprune.data.readers import tar_members
 from robustprune.data.splits import display, names_list, one_line
 from robustprune.errors import DataError
-from robustprune.io import atomic_write
+from robustprune.schema import param as _p
 
 CORRUPTED_FORMAT = 1
 CORRUPTION_NAMES = tuple(CORRUPTIONS.names)
@@ -136,6 +137,18 @@ CIFAR_C = {
 """The official archives (Zenodo records 2535967 and 3555552) and their published MD5s."""
 
 CORRUPTED_SOURCES = ("generated", *CIFAR_C)
+
+
+@dataclass(frozen=True)
+class CorruptionsConfig:
+    """The ``corruptions`` section: the common-corruption test set every evaluation adds."""
+
+    source: str = _p("generated", choices=CORRUPTED_SOURCES,
+                     doc="generated: the 15 corruptions x 5 severities made from the test set; "
+                         "cifar10-c / cifar100-c: the official archives")
+    n: int = _p(2000, lo=0, doc="first n test examples; 0 = all")
+    seed: int = _p(0, lo=0, doc="the generated corruptions' random draws")
+    path: str = _p("", doc="cifar*-c: directory holding the archive (default data/raw/<source>)")
 CIFAR_C_PER_SEVERITY = 10_000
 
 

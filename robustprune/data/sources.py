@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
+from robustprune.atomic import atomic_write
 from robustprune.data.readers import (
     IDX_FILES,
     SVHN_FILES,
@@ -34,7 +35,6 @@ from robustprune.data.readers import (
 )
 from robustprune.data.splits import RawDataset, display, names_list, one_line
 from robustprune.errors import DataError
-from robustprune.io import atomic_write
 
 DOWNLOAD_TIMEOUT_S = 30.0
 """Socket timeout for downloads: long enough for a slow mirror, short enough that an
@@ -157,7 +157,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = DOWNLOAD_TIMEOU
     """Fetch ``url`` to ``dest`` only if its bytes hash to ``sha256``.
 
     The body is streamed to a temporary file next to ``dest`` and renamed into place after
-    the digest checks out (:func:`robustprune.io.atomic_write`), so ``dest`` never exists
+    the digest checks out (:func:`robustprune.atomic.atomic_write`), so ``dest`` never exists
     half-written or unverified and an interrupted run leaves nothing that a later run would
     trust.  Network failures raise the underlying ``OSError``/``HTTPException`` (the caller
     words the message); a digest mismatch raises :class:`DataError` naming both digests,

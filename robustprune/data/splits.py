@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robustprune.atomic import atomic_write
 from robustprune.errors import DataError
-from robustprune.io import atomic_write
 
 SPLITS_FORMAT = "robustprune.splits/1"
 """Tag stored in every splits file, so that a future layout change is detected, not misread."""
@@ -309,7 +309,7 @@ def save_splits(splits: Splits, path: Path) -> None:
 
     Arrays go in as themselves; the metadata is one JSON string in a unicode array named
     ``meta``, so the file loads with ``allow_pickle=False``.  Written through
-    :func:`robustprune.io.atomic_write`, so a crash or a concurrent reader never sees a
+    :func:`robustprune.atomic.atomic_write`, so a crash or a concurrent reader never sees a
     half-written splits file.  ``test_source`` is not stored (see :class:`Splits`).
     """
     meta = {

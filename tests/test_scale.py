@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from robustprune.config import ScaleConfig
-from robustprune.fast import FastForward, training_module
 from robustprune.models import build_model
+from robustprune.scale import FastForward, training_module
 
 
 def _model() -> torch.nn.Module:

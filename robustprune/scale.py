@@ -1,6 +1,7 @@
-"""The GPU path of training (``scale`` params): bf16 autocast, channels-last, torch.compile.
+"""The ``scale`` section and the GPU path of training: bf16 autocast, channels-last,
+torch.compile (the process count is :mod:`robustprune.distributed`'s).
 
-Why a separate module: ``config`` takes its allowed precisions from here (one source of the
+Why a separate module: the section takes its allowed precisions from here (one source of the
 names), and training, the throughput benchmark and anything else that trains build the module
 they run through :func:`training_module`, so a setting means the same thing everywhere. On
 anything but CUDA the plain model is returned: the CPU path never changes.
@@ -8,13 +9,33 @@ anything but CUDA the plain model is returned: the CPU path never changes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from robustprune.schema import param as _p
+
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 """``scale.precision``: the autocast dtype of training's forwards (None: plain fp32)."""
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """The ``scale`` section: how a run uses its hardware, processes (torchrun data
+    parallelism) and the GPU path.
+
+    The GPU settings apply on CUDA only, so one params file runs anywhere and the CPU path is
+    unchanged; what a run actually used is recorded in its metrics (``runtime``)."""
+
+    nproc: int = _p(1, lo=1, doc="processes per warm-up/scoring/train run (torchrun, one per "
+                                 "GPU; gloo on CPU); 1 = a plain single process")
+    precision: str = _p("fp32", choices=tuple(PRECISIONS), doc="cuda: bf16 autocast for "
+                                                               "training's forwards")
+    channels_last: bool = _p(False, doc="cuda: channels-last memory format for the model "
+                                        "and its inputs during training")
+    compile: bool = _p(False, doc="cuda: torch.compile the model for training")
 
 
 class FastForward(nn.Module):

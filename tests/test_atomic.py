@@ -1,4 +1,4 @@
-"""Tests for robustprune.io: atomic writes leave the old file or the new one, never a temp
+"""Tests for robustprune.atomic: atomic writes leave the old file or the new one, never a temp
 file, and checkpoints saved twice are the same bytes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustprune.io import atomic_torch_save, atomic_write, atomic_write_json
+from robustprune.atomic import atomic_torch_save, atomic_write, atomic_write_json
 
 
 def test_torch_save_is_byte_deterministic(tmp_path: Path) -> None:
