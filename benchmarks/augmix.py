@@ -13,7 +13,7 @@ common-corruption test set (the first ``--corruptions`` test examples × 15 corr
 severities) besides clean and PGD-20. Tables: the report's own (accuracy, cost, corruption
 table, the BulletTrain-for-AugMix target) and each objective against standard training. The
 same runs through DVC: ``dvc exp run -S objective.name=augmix`` trains AugMix for every entry of
-``methods`` (the README's AugMix section).
+``methods`` (docs/corruptions.md; measured: benchmarks/results/README.md).
 
 Resumable like ``long_regime.py`` (the same run machinery, ``benchmarks/runs.py``, and work
 directory): finished runs are kept in ``benchmarks/results/augmix.json`` and skipped, an

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU benchmarks in one go (README "Scaling out"): training throughput of SmallCNN and
+# The GPU benchmarks in one go (docs/scaling.md): training throughput of SmallCNN and
 # PreActResNet-18, clean vs PGD-10 AT, per GPU-path setting; then the default side-by-side run
 # (params.yaml's methods at train.epochs, AutoAttack on 200, corruptions on 2 000) in fp32,
 # and again with `scale.precision: bf16` + `scale.channels_last: true` (no AutoAttack: a speed

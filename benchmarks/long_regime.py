@@ -39,6 +39,9 @@ from robustprune import report  # noqa: E402
 from robustprune.config import Params, params_from_dict  # noqa: E402
 from robustprune.corruption_ops import mean_corruption_error  # noqa: E402
 from robustprune.distributed import resolve_device  # noqa: E402
+from robustprune.report.load import read_examples  # noqa: E402
+from robustprune.report.paired import common, difference, shares  # noqa: E402
+from robustprune.report.text import fmt_delta  # noqa: E402
 from robustprune.stats import paired_difference, paired_share_difference  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -125,24 +128,24 @@ def objective_comparison(results: dict[str, Any], epochs: int) -> str:
         seeds = sorted(set(by[objective]) & set(by["clean"]))
         if not seeds:
             continue
-        ex = {o: [report._examples(Path(by[o][s]["examples"]), "long_regime.py")
+        ex = {o: [read_examples(Path(by[o][s]["examples"]), "long_regime.py")
                   for s in seeds] for o in (objective, "clean")}
         cells = []
         for col in ("clean", "pgd"):
-            iv = report._difference(ex[objective], ex["clean"], col)
+            iv = difference(ex[objective], ex["clean"], col)
             mean = np.mean([by[objective][s][f"{col}_acc"] for s in seeds])
-            cells += [f"{100 * mean:.2f}", report._fmt_delta(iv.as_dict() if iv else None)]
+            cells += [f"{100 * mean:.2f}", fmt_delta(iv)]
         corr = "–", "–", "–"
         if all("corruption" in e for e in ex[objective] + ex["clean"]):
             evals = {o: [_eval_json(by[o][s]) for s in seeds] for o in (objective, "clean")}
             copies = evals[objective][0]["n_corrupted_copies"]
-            pairs = [report._common(report._shares(a, copies), report._shares(b, copies))
+            pairs = [common(shares(a, copies), shares(b, copies))
                      for a, b in zip(ex[objective], ex["clean"], strict=True)]
             mce = np.mean([mean_corruption_error(a["corruption_grid"],
                                                  b["corruption_grid"])["mce"]
                            for a, b in zip(evals[objective], evals["clean"], strict=True)])
             corr = (f"{100 * np.mean([by[objective][s]['corruption_acc'] for s in seeds]):.2f}",
-                    report._fmt_delta(paired_share_difference(pairs).as_dict()), f"{mce:.3f}")
+                    fmt_delta(paired_share_difference(pairs)), f"{mce:.3f}")
         ratio = (np.mean([by[objective][s]["passes"] for s in seeds])
                  / np.mean([by["clean"][s]["passes"] for s in seeds]))
         lines.append(f"| {objective} | {', '.join(map(str, seeds))} | {cells[0]} | {cells[1]} | "
@@ -191,7 +194,7 @@ def grid_tables(results: dict[str, Any], epochs: int, params: Params,
             runs.setdefault(r["method"], {})[r["seed"]] = {
                 "train": json.loads((work / f"train-{tag}.json").read_text()),
                 "eval": json.loads((work / f"eval-{tag}.json").read_text()),
-                "examples": report._examples(Path(r["examples"]), "long_regime.py")}
+                "examples": read_examples(Path(r["examples"]), "long_regime.py")}
         if "full" not in runs:
             continue
         for used, chosen in seed_tables(runs):

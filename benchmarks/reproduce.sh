@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Reproduces the README's result tables: the default pipeline (PGD-AT), then the same methods
-# with TRADES and with MART (`dvc exp run -S objective.name=...`), then two wider PGD-AT rosters:
-# static random and prune; the coresets, GLISTER and a random-online stack (about 25 and 60 min
-# more on a 2-core CPU, most of it AutoAttack); then the default roster over three seeds
+# Reruns, with the current code, the commands behind the result tables indexed in
+# benchmarks/results/README.md (new tables in their place, not the committed figures): the
+# default pipeline (PGD-AT), then the same methods with TRADES and with MART (`dvc exp run -S
+# objective.name=...`), then two wider PGD-AT rosters: static random and prune; the coresets,
+# GLISTER and a random-online stack (about 25 and 60 min more on a 2-core CPU, most of it
+# AutoAttack); then the default roster over three seeds
 # (about three default runs) and the seed spread of `full`. Each run is recorded by
 # benchmarks/record.py as benchmarks/results/<objective>.md (table, targets, stage timers,
 # hardware) and .json (the report's summary). This is a benchmark, not a test: it takes about
-# an hour per objective on a 2-core CPU (README "Results" lists the measured times). Run it on
+# an hour per objective on a 2-core CPU (benchmarks/results/ lists the measured times). Run it on
 # an otherwise idle machine: the wall-clock speed-ups are only as clean as the machine. The GPU
 # tables (gpu-h200.md and the files it links) come from benchmarks/gpu_run.sh on a CUDA machine,
 # the long regime from benchmarks/long_regime.py (see their results files for the commands).

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from robustprune import report
 from robustprune.config import Params
 from robustprune.pipeline import api as pipeline
+from robustprune.report.load import read_examples
 from robustprune.selection.registry import SELECTORS
 
 
@@ -63,7 +63,7 @@ def clean_trained(params: Params, seed: int, work: Path, device: torch.device,
         pipeline.evaluate(quiet, seed, work / "dataset.npz", warm, out, examples, device,
                           work / "checkpoints", corrupted_path=corrupted)
     return {"eval": json.loads(out.read_text()),
-            "examples": report._examples(examples, "benchmarks/runs.py")}
+            "examples": read_examples(examples, "benchmarks/runs.py")}
 
 
 def run_one(params: Params, method: str, seed: int, work: Path,

@@ -1,7 +1,7 @@
 """Print the target verdicts of a report (metrics/summary.json) as a markdown table.
 
-The targets and their rules live in the report (robustprune/report.py, ``targets``): each is
-met / not met / inconclusive, the accuracy parts read from the 95 % interval of the
+The targets and their rules live in the report (robustprune/report/verdicts.py, ``TARGETS``):
+each is met / not met / inconclusive, the accuracy parts read from the 95 % interval of the
 AutoAttack-calibrated difference vs `full`, the speed parts from deterministic pass counts and
 wall-clock.
 

@@ -108,24 +108,53 @@ class Resampled:
     resamples of them and of the seeds. ``correct`` maps a model to a seeds × examples 0/1
     matrix; all models are cut to their common prefix of examples. Row i is seed i for every
     model (runs of one seed share its warm-up model and data order), so models with the same
-    seeds get the same seed resample, as the paired Δ intervals treat them."""
+    seeds get the same seed resample, as the paired Δ intervals treat them.
+
+    With ``gap`` (per model, a seeds × m matrix of strong-attack minus cheap-attack
+    correctness on the first m examples: −1, 0 or +1), each accuracy is the two-phase
+    calibrated one, the cheap tier's mean over every example plus the mean gap on the subset
+    (:func:`robustprune.stats.two_phase`): the frontier is then read on the trusted scale, not
+    on the attack that over-states some models more than others. A resample draws the
+    examples of both phases (the subset independently of the whole, the same draws for every
+    model); the covariance this ignores is of order m/n of the gap's variance."""
 
     def __init__(self, correct: Mapping[str, np.ndarray], draws: int = DRAWS,
-                 seed: int = 0) -> None:
+                 seed: int = 0, gap: Mapping[str, np.ndarray] | None = None) -> None:
         mats = {k: np.atleast_2d(np.asarray(v, dtype=bool)) for k, v in correct.items()}
         n = min(m.shape[1] for m in mats.values())
         if n == 0:
             raise ValueError("Resampled: no test examples")
         mats = {k: m[:, :n] for k, m in mats.items()}
-        self.point = {k: float(m.mean()) for k, m in mats.items()}
+        gaps: dict[str, np.ndarray] = {}
+        m_sub = 0
+        if gap is not None:
+            if set(gap) != set(mats):
+                raise ValueError("Resampled: gap must be given for every model or none")
+            gaps = {k: np.atleast_2d(np.asarray(v, dtype=float)) for k, v in gap.items()}
+            m_sub = min(g.shape[1] for g in gaps.values())
+            if m_sub == 0:
+                raise ValueError("Resampled: an empty calibration subset")
+            gaps = {k: g[:, :m_sub] for k, g in gaps.items()}
+            for k, g in gaps.items():
+                if len(g) != len(mats[k]):
+                    raise ValueError(f"Resampled: {k} has {len(mats[k])} seeds but "
+                                     f"{len(g)} calibration rows")
+        self.calibrated = bool(gaps)
+        self.point = {k: float(m.mean()) + (float(gaps[k].mean()) if gaps else 0.0)
+                      for k, m in mats.items()}
         self.draws = {k: np.empty(draws) for k in mats}
         rng = np.random.default_rng(seed)
         counts = sorted({len(m) for m in mats.values()})
         for b in range(draws):
             idx = rng.integers(0, n, n)
             rows = {s: rng.integers(0, s, s) if s > 1 else slice(None) for s in counts}
+            sub = rng.integers(0, m_sub, m_sub) if gaps else None
             for k, m in mats.items():
-                self.draws[k][b] = m[rows[len(m)]][:, idx].mean()
+                r = rows[len(m)]
+                value = m[r][:, idx].mean()
+                if gaps:
+                    value += gaps[k][r][:, sub].mean()
+                self.draws[k][b] = value
 
 
 def _order_bound(values: np.ndarray, sides: np.ndarray, q: float) -> Bound:

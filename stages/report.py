@@ -4,8 +4,9 @@ method in `methods` over every seed in `seeds`: accuracies, paired differences v
 frontier (the baseline at other budgets), random selection at equal cost, time to a validation
 target, failed checks and the target verdicts; the plot of robust accuracy (with intervals) vs
 relative cost with the Pareto front and the frontier (metrics/pareto.png); and every run's
-validation curve vs passes and seconds (metrics/curves.csv, for `dvc plots`). Reads the metrics
-and the per-example tables the other stages wrote.
+validation curve vs passes and seconds (metrics/curves.csv, for `dvc plots`); and a compact
+headline of flat scalars (metrics/headline.json) for `dvc exp show`. Reads the metrics and the
+per-example tables the other stages wrote.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", type=Path, default=Path("metrics/summary.md"))
     p.add_argument("--plot", type=Path, default=Path("metrics/pareto.png"))
     p.add_argument("--curves", type=Path, default=Path("metrics/curves.csv"))
+    p.add_argument("--headline", type=Path, default=Path("metrics/headline.json"))
     args = p.parse_args(argv)
     return cli.run(lambda: report(load_params(args.params, SECTIONS), args.metrics_dir,
                                   args.examples_dir, args.summary, args.table, args.plot,
-                                  args.curves))
+                                  args.curves, args.headline))
 
 
 if __name__ == "__main__":

@@ -96,3 +96,23 @@ def test_first_reaching_reads_cumulative_cost():
                {"epoch": 3, "val_pgd_acc": 0.5, "cum_passes": 30.0, "cum_seconds": 3.0}]
     assert first_reaching(history, 0.5) == {"epoch": 2, "passes": 20.0, "seconds": 2.5}
     assert first_reaching(history, 0.6) is None
+
+
+def test_calibrated_accuracy_intervals_cover_the_strong_attacks_accuracy():
+    """Coverage simulation of the two-phase resample the frontier is read on: a cheap attack
+    on n examples, a stronger one on the first m that breaks 5 % of what the cheap one leaves
+    standing. The 95 % percentile interval of the calibrated accuracy covers the stronger
+    attack's true accuracy in 93-97 % of draws (400 draws: ±2.2 % at 2 SE on top of that)."""
+    rng = np.random.default_rng(7)
+    n, m, p_cheap, p_break = 2000, 200, 0.70, 0.05
+    truth = p_cheap * (1 - p_break)
+    covered, sims = 0, 400
+    for i in range(sims):
+        cheap = rng.random(n) < p_cheap
+        strong = cheap[:m] & (rng.random(m) >= p_break)
+        acc = Resampled({"a": cheap[None]}, draws=400, seed=i,
+                        gap={"a": (strong.astype(float) - cheap[:m])[None]})
+        lo, hi = np.quantile(acc.draws["a"], [0.025, 0.975])
+        covered += lo <= truth <= hi
+        assert acc.calibrated
+    assert 0.91 <= covered / sims <= 0.99, covered / sims

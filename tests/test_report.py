@@ -41,14 +41,16 @@ MEASURED = {
 N, N_AA = 4000, 1000
 
 
-def _columns(clean: float, pgd: float, aa: float, seed: int) -> dict[str, np.ndarray]:
+def _columns(clean: float, pgd: float, aa: float | None, seed: int) -> dict[str, np.ndarray]:
+    """Per-example columns; ``aa`` None: no AutoAttack tier was run."""
     u = (np.arange(N) + 0.5) / N
     u = np.random.default_rng(seed).permutation(u)
-    aa_col = np.full(N, -1, dtype=np.int8)
-    aa_col[:N_AA] = u[:N_AA] < aa
-    return {"index": np.arange(N), "label": (np.arange(N) % 10).astype(np.int16),
-            "clean": (u < clean).astype(np.int8),
-            "pgd": (u < pgd).astype(np.int8), "autoattack": aa_col}
+    cols = {"index": np.arange(N), "label": (np.arange(N) % 10).astype(np.int16),
+            "clean": (u < clean).astype(np.int8), "pgd": (u < pgd).astype(np.int8)}
+    if aa is not None:
+        cols["autoattack"] = np.full(N, -1, dtype=np.int8)
+        cols["autoattack"][:N_AA] = u[:N_AA] < aa
+    return cols
 
 
 def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int, ...] = (0,),
@@ -78,8 +80,10 @@ def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int,
             cols = _columns(clean, pgd, aa, seed)
             (metrics / "eval" / f"{name}-{seed}.json").write_text(json.dumps(
                 {"clean_acc": float(cols["clean"].mean()), "pgd_acc": float(cols["pgd"].mean()),
-                 "autoattack_acc": float(cols["autoattack"][:N_AA].mean()), "n_pgd": N,
-                 "n_autoattack": N_AA, "pgd_label": "PGD-20 (step eps/4, 1 restart)",
+                 **({"autoattack_acc": float(cols["autoattack"][:N_AA].mean()),
+                     "n_autoattack": N_AA} if "autoattack" in cols else
+                    {"autoattack_acc": None, "n_autoattack": 0}),
+                 "n_pgd": N, "pgd_label": "PGD-20 (step eps/4, 1 restart)",
                  "autoattack_label": "AutoAttack standard (reference)",
                  "majority_rate": majority,
                  "checks_failed": (failed or {}).get(name, [])}))
@@ -105,7 +109,7 @@ def _run(tmp_path: Path, methods: dict[str, Any] | None = None, seeds: tuple[int
                                history, failed, methods, majority)
     return report.report(params, metrics, examples, tmp_path / "summary.json",
                          tmp_path / "summary.md", tmp_path / "pareto.png",
-                         tmp_path / "curves.csv")
+                         tmp_path / "curves.csv", tmp_path / "headline.json")
 
 
 def test_speedups_deltas_and_intervals_against_the_baseline(tmp_path: Path) -> None:
@@ -166,8 +170,12 @@ def test_effective_speedup_against_the_full_data_frontier(tmp_path: Path) -> Non
     assert sp["estimate"] == {"value": pytest.approx(500 / 310, abs=1e-4), "side": 0}
     assert sp["low"]["value"] <= sp["estimate"]["value"] <= sp["high"]["value"]
     assert rows["score"]["effective_speedup"]["position"] == "above"
-    # bullettrain 69.9 % at 480 k: log-cost interpolation between 500 k and 1 M
-    expected = 500_000 * 2 ** ((0.699 - 0.66) / 0.04) / 480_000
+    # bullettrain at 480 k: log-cost interpolation between 500 k and 1 M on the verdict
+    # scale, AutoAttack-calibrated accuracy (the scale every run here has)
+    cal = {n: rows[n]["robust_calibrated"]["estimate"] for n in ("full-50", "full", "bullettrain")}
+    expected = 500_000 * 2 ** ((cal["bullettrain"] - cal["full-50"])
+                               / (cal["full"] - cal["full-50"])) / 480_000
+    assert rows["bullettrain"]["effective_speedup"]["scale"] == "AutoAttack-calibrated"
     assert rows["bullettrain"]["effective_speedup"]["estimate"]["value"] == pytest.approx(
         expected, rel=1e-3)
     # random-online (60 % at 300 k) is no better than full's smallest budget: censored "≤"
@@ -180,6 +188,20 @@ def test_effective_speedup_against_the_full_data_frontier(tmp_path: Path) -> Non
     assert rows["score"]["effective_speedup_seconds"]["estimate"]["value"] == pytest.approx(
         200 / 200, abs=1e-4)
     assert rows["full"]["budget"] == 0.0 and rows["full-25"]["budget"] == 0.25
+
+
+def test_the_frontier_is_read_on_the_calibrated_scale_not_on_pgd(tmp_path: Path) -> None:
+    """A method that PGD-k over-states more than the frontier runs (BulletTrain's trust gap is
+    the largest) is above the frontier on PGD-k but not on the AutoAttack-calibrated scale;
+    without the AutoAttack tier the frontier falls back to PGD-k and says so."""
+    flattered = dict(MEASURED, bullettrain=(480_000, 210.0, 0.82, 0.699, 0.62))
+    row = _run(tmp_path / "a", measured=flattered)["methods"]["bullettrain"]
+    sp = row["effective_speedup"]
+    assert sp["scale"] == "AutoAttack-calibrated" and sp["position"] == "below"
+    no_aa = {n: (*v[:4], None) for n, v in flattered.items()}
+    row = _run(tmp_path / "b", measured=no_aa)["methods"]["bullettrain"]
+    assert row["effective_speedup"]["scale"] == "PGD-k"
+    assert row["effective_speedup"]["position"] == "above"
 
 
 def test_without_a_frontier_there_is_no_effective_speedup(tmp_path: Path) -> None:
@@ -239,12 +261,16 @@ def test_autoattack_on_some_seeds_only_is_left_out_not_averaged(tmp_path: Path) 
     table.to_parquet(examples / "bullettrain-1.parquet")
     rows = report.report(params, metrics, examples, tmp_path / "summary.json",
                          tmp_path / "summary.md", tmp_path / "pareto.png",
-                         tmp_path / "curves.csv")["methods"]
+                         tmp_path / "curves.csv", tmp_path / "headline.json")["methods"]
     bt = rows["bullettrain"]
     assert bt["autoattack_acc"] is None and bt["n_autoattack"] == 0
     assert bt["delta_autoattack"] is None and bt["delta_calibrated"] is None
     assert bt["delta_pgd"]["seeds"] == 2
     assert rows["score"]["autoattack_acc"] is not None
+    # the headline's robust figure and Δ fall back to PGD-k without AutoAttack
+    head = json.loads((tmp_path / "headline.json").read_text())["bullettrain"]
+    assert head["robust"] == round(100 * bt["pgd_interval"]["estimate"], 2)
+    assert head["delta"] == round(100 * bt["delta_pgd"]["estimate"], 2)
 
 
 def test_corruptions_on_some_seeds_only_are_left_out(tmp_path: Path) -> None:
@@ -392,3 +418,52 @@ def test_settings_come_from_what_training_recorded_not_the_current_params(tmp_pa
     edited = {**METHODS, "random-online": {"selector": "random-online", "fraction": 0.9}}
     rows = _run(tmp_path, methods=edited)["methods"]
     assert rows["random-online"]["fraction"] == 0.3  # what the metrics say it trained with
+
+
+HEADLINE_KEYS = {"clean", "robust", "delta", "passes_x", "seconds_x", "effective_x"}
+
+
+def test_headline_is_a_few_flat_scalars_per_method(tmp_path: Path) -> None:
+    """metrics/headline.json is for `dvc exp show`, which makes a column of every leaf: per
+    method a handful of scalars under short keys, then each target's verdict."""
+    result = _run(tmp_path)
+    head = json.loads((tmp_path / "headline.json").read_text())
+    assert set(head) == set(METHODS) | {"verdicts"}
+    for name in METHODS:
+        assert set(head[name]) == HEADLINE_KEYS and len(head[name]) < 8
+        assert all(v is None or isinstance(v, int | float) for v in head[name].values())
+    assert head["verdicts"] == {t_key: t["verdict"] for t_key, t in zip(
+        ("bullettrain", "subset", "stack"), result["targets"], strict=True)}
+    assert set(head["verdicts"].values()) <= {"met", "not met", "inconclusive", "blocked",
+                                              "not assessed"}
+    score, rows = head["score"], result["methods"]
+    assert score["clean"] == round(100 * rows["score"]["clean_acc"]["mean"], 2)
+    assert score["robust"] == round(100 * rows["score"]["robust_calibrated"]["estimate"], 2)
+    assert score["delta"] == round(100 * rows["score"]["delta_calibrated"]["estimate"], 2)
+    assert score["passes_x"] == pytest.approx(3.23) and score["seconds_x"] == 2.0
+    assert score["effective_x"] == pytest.approx(round(500 / 310, 2))
+    assert head["full"]["delta"] == 0.0 and head["full"]["passes_x"] == 1.0
+
+
+def test_headline_gives_null_for_blocked_comparisons(tmp_path: Path) -> None:
+    collapsed = dict(MEASURED, stack=(100_000, 80.0, 0.30, 0.25, 0.2))
+    _run(tmp_path, measured=collapsed, history={"stack": [0.4, 0.45, 0.1]})
+    stack = json.loads((tmp_path / "headline.json").read_text())["stack"]
+    assert {k for k, v in stack.items() if v is None} == {"delta", "passes_x", "seconds_x",
+                                                           "effective_x"}
+    assert stack["clean"] == 30.0 and stack["robust"] is not None  # its own figures stay
+    _run(tmp_path / "chance", failed={name: ["above_chance"] for name in MEASURED})
+    head = json.loads((tmp_path / "chance" / "headline.json").read_text())
+    assert set(head.pop("verdicts").values()) == {"blocked"}
+    assert all(r["delta"] is None and r["passes_x"] is None for r in head.values())
+
+
+def test_headline_is_optional_and_a_method_may_not_shadow_its_verdicts(tmp_path: Path) -> None:
+    params = params_from_dict({"methods": METHODS})
+    metrics, examples = _write(tmp_path, MEASURED)
+    report.report(params, metrics, examples, tmp_path / "s.json", tmp_path / "s.md", None)
+    assert not (tmp_path / "headline.json").exists()
+    methods = {**METHODS, "verdicts": METHODS["score"]}
+    with pytest.raises(InputError, match="'verdicts' collides"):
+        _run(tmp_path / "v", methods=methods, measured={**MEASURED, "verdicts": MEASURED["score"]})
+    assert not (tmp_path / "v" / "summary.json").exists()  # nothing written

@@ -1,6 +1,7 @@
-"""The README's worked example, done exactly as written: a new selector with one parameter is
-one new file, one import line in the selection registry and one `methods` entry, and it then
-trains through the stage scripts with its option validated and recorded."""
+"""The worked example of docs/methods.md ("Adding a selector"), done exactly as written: a new
+selector with one parameter is one new file, one import line in the selection registry and one
+`methods` entry, and it then trains through the stage scripts with its option validated and
+recorded."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ import yaml
 from tests.conftest import ROOT, copy_project, tiny_params
 
 
-def readme_examples() -> dict[str, str]:
-    """The code blocks the README marks with ``<!-- example: <target> -->``, by target."""
-    text = (ROOT / "README.md").read_text()
+def worked_example_blocks() -> dict[str, str]:
+    """The code blocks docs/methods.md marks with ``<!-- example: <target> -->``, by target."""
+    text = (ROOT / "docs" / "methods.md").read_text()
     found = re.findall(r"<!-- example: (\S+) -->\n```\w*\n(.*?)```", text, flags=re.S)
     return dict(found)
 
 
-def test_adding_a_selector_with_one_parameter_as_the_readme_says(tmp_path, tiny_npz):
-    blocks = readme_examples()
+def test_adding_a_selector_with_one_parameter_as_the_methods_doc_says(tmp_path, tiny_npz):
+    blocks = worked_example_blocks()
     assert set(blocks) == {"robustprune/selection/clean_loss.py",
                            "robustprune/selection/registry.py", "params.yaml"}
     repo = copy_project(tmp_path / "proj")

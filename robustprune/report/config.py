@@ -1,0 +1,94 @@
+"""The ``report`` params section and the checks judged against its thresholds.
+
+Every threshold that decides whether a figure passes a check lives in :class:`ReportConfig`, not
+in ``eval``, so changing one reruns the report (seconds) and no evaluation. The checks that
+*void* a model (:data:`VOIDING`) decide which comparisons the report may make at all, so they
+are judged here, once, before any Δ, speed-up or verdict is computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from robustprune.report.load import Clean, Run
+from robustprune.schema import param as _p
+
+VOIDING = frozenset({"above_chance", "clean_collapse", "curve_decreasing",
+                     "catastrophic_overfitting"})
+"""Failed checks that void any comparison with the model: it learned nothing (at chance), it
+gave up clean accuracy for robustness (collapse), its robust accuracy rises with ε (masked
+gradients: the attack, not the model, failed), or its robustness collapsed during training.
+No Δ, speed-up, frontier point or verdict is computed from such a model, and the report names
+the check that blocked it. Not among them: ``pgd_trusted`` (PGD-k over-states AutoAttack: why
+verdicts are read on the stronger tier) and ``curve_reaches_zero`` (accuracy still above
+``report.curve_zero`` at the largest ε of ``eval.eps_factors``: a prompt to look, which data
+whose classes differ by more than that ε fail legitimately)."""
+EQUAL_COST = 0.1
+"""A random-selection run counts as "at equal cost" within ±10 % of the method's passes."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The ``report`` section: how the report judges and presents the runs. Every threshold
+    that decides whether a figure passes a check lives here, not in ``eval``, so changing one
+    reruns the report (seconds) and no evaluation."""
+
+    baseline: str = _p("full", doc="the method every Δ and speed-up is relative to (an entry "
+                                   "of methods)")
+    pareto_axis: str = _p("adversarial", choices=("adversarial", "corruption"),
+                          doc="the Pareto plot's robustness axis: AutoAttack-calibrated "
+                              "accuracy, or mean common-corruption accuracy")
+    chance_margin: float = _p(0.1, lo=0.0, hi=1.0, doc="clean accuracy must beat the majority "
+                                                       "class rate by this much")
+    collapse_ratio: float = _p(0.5, lo=0.0, hi=1.0, doc="flag clean accuracy below this "
+                                                        "share of the clean-trained model's")
+    trust_gap: float = _p(0.005, lo=0.0, doc="flag PGD-k when AutoAttack is this far below it "
+                                             "on the same examples")
+    curve_zero: float = _p(0.05, lo=0.0, hi=1.0, doc="accuracy at the largest eps of the curve "
+                                                     "must be <= this")
+    target_drop: float = _p(0.01, lo=0.0, hi=1.0, doc="time-to-accuracy target: the "
+                                                      "baseline's final validation PGD "
+                                                      "accuracy minus this")
+
+
+def eval_failed(ev: dict[str, Any], cfg: ReportConfig) -> list[str]:
+    """The checks one evaluation fails: those the evaluate stage decided (no threshold) and
+    those judged here against this section's thresholds from the figures it recorded."""
+    failed = set(ev.get("checks_failed", []))
+    if ev["clean_acc"] < ev.get("majority_rate", 0.0) + cfg.chance_margin:
+        failed.add("above_chance")
+    if ev.get("trust_gap") is not None and ev["trust_gap"] > cfg.trust_gap:
+        failed.add("pgd_trusted")
+    curve = ev.get("eps_curve") or {}
+    if curve and curve[max(curve, key=float)] > cfg.curve_zero:
+        failed.add("curve_reaches_zero")
+    return sorted(failed)
+
+
+def collapsed_epochs(history: list[dict[str, float]]) -> list[int]:
+    """Epochs the trainer flagged as catastrophic overfitting (validation PGD accuracy
+    ``train.co_drop`` below the best earlier epoch's)."""
+    return [int(row.get("epoch", i + 1)) for i, row in enumerate(history)
+            if row.get("collapsed")]
+
+
+def method_checks(runs: dict[int, Run], clean: Clean, cfg: ReportConfig) -> list[str]:
+    """Names of the failed checks of one method, over all its seeds: its evaluations', clean
+    accuracy collapsed against the same seed's clean-trained model, and catastrophic
+    overfitting during training."""
+    failed: set[str] = set()
+    for seed, run in runs.items():
+        failed.update(eval_failed(run["eval"], cfg))
+        if seed in clean and run["eval"]["clean_acc"] < (
+                cfg.collapse_ratio * clean[seed]["eval"]["clean_acc"]):
+            failed.add("clean_collapse")
+        if collapsed_epochs(run["train"].get("history", [])):
+            failed.add("catastrophic_overfitting")
+    return sorted(failed)
+
+
+def blocked_by(name: str, baseline: str, voided: dict[str, list[str]]) -> list[str]:
+    """Why ``name`` cannot be compared with the baseline: each voiding check that it or the
+    baseline failed, as "model: check" (empty when nothing blocks it)."""
+    return [f"{n}: {c}" for n in dict.fromkeys((name, baseline)) for c in voided[n]]

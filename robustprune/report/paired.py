@@ -1,0 +1,182 @@
+"""Paired figures of one method against another: accuracies with their intervals, paired Δs on
+each attack tier, the AutoAttack-calibrated accuracy and Δ, and the common-corruption figures.
+
+Every model is evaluated on the same test examples (and, with several seeds, each seed's runs
+share its warm-up model and data order), so differences are paired example by example and
+seed by seed: the uncertainty of a Δ comes from the examples on which two models disagree, not
+from the two accuracies separately. The formulas are :mod:`robustprune.stats`'s; this module
+only cuts each tier's evaluated prefix out of the per-example tables and pairs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from robustprune.corruption_ops import mean_corruption_error
+from robustprune.report.load import Clean, Examples, Runs
+from robustprune.stats import (
+    Interval,
+    mean_std,
+    paired_difference,
+    paired_share_difference,
+    seeds_difference,
+    seeds_two_phase,
+    share_mean,
+)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean ± std over seeds of one recorded figure, rounded to 6 decimals as the JSON holds
+    them (a millionth is below any resolution the report claims)."""
+
+    mean: float
+    std: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "std": self.std}
+
+
+def stat(values: list[float]) -> Stat:
+    """Mean ± std (ddof 1; 0 for one seed) of a figure over seeds."""
+    mean, std = mean_std(values)
+    return Stat(round(mean, 6), round(std, 6))
+
+
+def prefix(col: np.ndarray) -> np.ndarray:
+    """The evaluated prefix of a per-example column (tiers evaluate the first n examples)."""
+    n = int((col >= 0).sum())
+    return col[:n].astype(bool)
+
+
+def common(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two columns cut to the examples both have (a tier's prefix may differ between models)."""
+    n = min(len(a), len(b))
+    return a[:n], b[:n]
+
+
+def common_prefix(cols: list[np.ndarray]) -> list[np.ndarray]:
+    """Every column cut to the examples all of them have."""
+    n = min(len(c) for c in cols)
+    return [c[:n] for c in cols]
+
+
+def has_tier(ex: list[Examples], column: str) -> bool:
+    """Whether every seed's table has ``column``: a tier measured on some seeds only (the
+    AutoAttack run later on part of them) is left out rather than averaged over a subset."""
+    return all(column in e for e in ex)
+
+
+def shares(e: Examples, copies: int) -> np.ndarray:
+    """Per example, the share of its corrupted copies classified right (evaluated prefix)."""
+    col = e["corruption"]
+    return col[: int((col >= 0).sum())].astype(float) / copies
+
+
+def autoattack(evals: list[dict[str, Any]]) -> tuple[Stat | None, int]:
+    """Mean ± std of AutoAttack accuracy over the seeds and the smallest n, or None when a
+    seed was not attacked (a subset's mean would pass for the seeds' mean)."""
+    n = min(e.get("n_autoattack", 0) for e in evals)
+    return (stat([e["autoattack_acc"] for e in evals]) if n else None), n
+
+
+def robust_interval(ex: list[Examples]) -> Interval | None:
+    """AutoAttack-calibrated accuracy of one method over its seeds (None without AutoAttack)."""
+    if not has_tier(ex, "autoattack"):
+        return None
+    parts = []
+    for e in ex:
+        pgd, aa = prefix(e["pgd"]), prefix(e["autoattack"])
+        n = min(len(pgd), len(aa))
+        parts.append((pgd.astype(float), aa[:n].astype(float) - pgd[:n].astype(float)))
+    return seeds_two_phase(parts)
+
+
+def difference(ex_a: list[Examples], ex_b: list[Examples], column: str) -> Interval | None:
+    """Paired Δ (a − b) on one tier's examples, over the seeds both have."""
+    if not (has_tier(ex_a, column) and has_tier(ex_b, column)):
+        return None
+    pairs = [common(prefix(a[column]), prefix(b[column]))
+             for a, b in zip(ex_a, ex_b, strict=True)]
+    return seeds_difference(pairs) if len(pairs) > 1 else paired_difference(*pairs[0])
+
+
+def calibrated_difference(ex_a: list[Examples], ex_b: list[Examples]) -> Interval | None:
+    """AutoAttack-calibrated Δ: paired PGD-k Δ on all examples + paired (AA − PGD-k) gap
+    difference on the AutoAttack subset."""
+    if not (has_tier(ex_a, "autoattack") and has_tier(ex_b, "autoattack")):
+        return None
+    parts = []
+    for a, b in zip(ex_a, ex_b, strict=True):
+        pa, pb = common(prefix(a["pgd"]), prefix(b["pgd"]))
+        aa, ab = common(prefix(a["autoattack"]), prefix(b["autoattack"]))
+        n = len(aa)
+        gap = (aa.astype(float) - pa[:n]) - (ab.astype(float) - pb[:n])
+        parts.append((pa.astype(float) - pb.astype(float), gap))
+    return seeds_two_phase(parts)
+
+
+def verdict_difference(ex_a: list[Examples], ex_b: list[Examples]) -> Interval:
+    """The Δ verdicts are read from: AutoAttack-calibrated, or PGD-k without AutoAttack."""
+    iv = calibrated_difference(ex_a, ex_b)
+    if iv is None:
+        iv = difference(ex_a, ex_b, "pgd")
+    assert iv is not None  # every table has the pgd column (read_examples checks it)
+    return iv
+
+
+@dataclass(frozen=True)
+class CorruptionSummary:
+    """Common-corruption figures of one method: accuracy (mean ± std over seeds, interval over
+    examples), paired Δ vs the baseline (None when blocked or the baseline lacks them), mCE
+    relative to the clean-trained model of each seed (None without it), accuracy per severity
+    and per corruption."""
+
+    acc: Stat
+    n: int
+    source: str | None
+    interval: Interval
+    by_severity: dict[str, float]
+    by_name: dict[str, float]
+    delta: Interval | None
+    mce: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"acc": self.acc.as_dict(), "n": self.n, "source": self.source,
+                "interval": self.interval.as_dict(), "by_severity": self.by_severity,
+                "by_name": self.by_name,
+                "delta": None if self.delta is None else self.delta.as_dict(),
+                "mce": self.mce}
+
+
+def corruption(name: str, runs: Runs, clean: Clean, ex: dict[str, list[Examples]],
+               baseline: str, seeds: list[int], compare: bool) -> CorruptionSummary | None:
+    """Common-corruption figures of one method (None when it was not evaluated on them on
+    every seed); ``compare`` False (a voiding check blocks the comparison) leaves out the Δ."""
+    evals = [runs[name][s]["eval"] for s in seeds]
+    if not (all("corruption_acc" in e for e in evals) and has_tier(ex[name], "corruption")):
+        return None
+    copies = int(evals[0]["n_corrupted_copies"])
+    mine = [shares(e, copies) for e in ex[name]]
+
+    def mean_of(key: str) -> dict[str, float]:
+        return {k: round(float(np.mean([e[key][k] for e in evals])), 6) for k in evals[0][key]}
+
+    delta = None
+    if compare and has_tier(ex[baseline], "corruption"):
+        base = [shares(e, copies) for e in ex[baseline]]
+        delta = paired_share_difference([common(a, b) for a, b in zip(mine, base, strict=True)])
+    mce = None
+    if all(s in clean and "corruption_grid" in clean[s]["eval"] for s in seeds):
+        mce = round(float(np.mean([
+            mean_corruption_error(e["corruption_grid"],
+                                  clean[s]["eval"]["corruption_grid"])["mce"]
+            for s, e in zip(seeds, evals, strict=True)])), 6)
+    return CorruptionSummary(
+        acc=stat([e["corruption_acc"] for e in evals]), n=evals[0]["n_corruption"],
+        source=evals[0].get("corruption_source"), interval=share_mean(mine),
+        by_severity=mean_of("corruption_acc_by_severity"),
+        by_name=mean_of("corruption_acc_by_name"), delta=delta, mce=mce)
