@@ -20,7 +20,13 @@ from robustprune.frontier import Resampled, Speedup, effective_speedup, first_re
 from robustprune.objectives import OBJECTIVES
 from robustprune.report.config import EQUAL_COST, ReportConfig
 from robustprune.report.load import Examples, Runs
-from robustprune.report.paired import common_prefix, has_tier, prefix, verdict_difference
+from robustprune.report.paired import (
+    calibration,
+    common_prefix,
+    has_tier,
+    prefix,
+    verdict_difference,
+)
 from robustprune.selection.registry import SELECTORS
 from robustprune.stats import Interval, Verdict, verdict_at_least
 
@@ -155,13 +161,10 @@ def frontier_accuracy(runs: Runs, ex: dict[str, list[Examples]]) -> Resampled:
         return Resampled(pgd)
     gap = {}
     for n in runs:
-        aa = common_prefix([prefix(e["autoattack"]) for e in ex[n]])
-        m = min(len(a) for a in aa)
-        if m == 0:
+        gaps = common_prefix([calibration(e)[1] for e in ex[n]])
+        if len(gaps[0]) == 0:
             return Resampled(pgd)
-        cheap = [prefix(e["pgd"])[:m] for e in ex[n]]
-        gap[n] = np.stack([a[:m].astype(float) - c.astype(float) for a, c in zip(aa, cheap,
-                                                                                strict=True)])
+        gap[n] = np.stack(gaps)
     return Resampled(pgd, gap=gap)
 
 

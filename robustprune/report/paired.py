@@ -83,16 +83,20 @@ def autoattack(evals: list[dict[str, Any]]) -> tuple[Stat | None, int]:
     return (stat([e["autoattack_acc"] for e in evals]) if n else None), n
 
 
+def calibration(e: Examples) -> tuple[np.ndarray, np.ndarray]:
+    """One seed's two phases: PGD-k correctness on every example it evaluated, and the
+    AutoAttack − PGD-k gap (−1, 0, +1) on the AutoAttack subset; the calibrated accuracy and
+    the frontier's resample are both built from these."""
+    pgd, aa = prefix(e["pgd"]), prefix(e["autoattack"])
+    n = min(len(pgd), len(aa))
+    return pgd.astype(float), aa[:n].astype(float) - pgd[:n].astype(float)
+
+
 def robust_interval(ex: list[Examples]) -> Interval | None:
     """AutoAttack-calibrated accuracy of one method over its seeds (None without AutoAttack)."""
     if not has_tier(ex, "autoattack"):
         return None
-    parts = []
-    for e in ex:
-        pgd, aa = prefix(e["pgd"]), prefix(e["autoattack"])
-        n = min(len(pgd), len(aa))
-        parts.append((pgd.astype(float), aa[:n].astype(float) - pgd[:n].astype(float)))
-    return seeds_two_phase(parts)
+    return seeds_two_phase([calibration(e) for e in ex])
 
 
 def difference(ex_a: list[Examples], ex_b: list[Examples], column: str) -> Interval | None:
