@@ -68,7 +68,8 @@ def run_params(base: dict[str, Any], epochs: int, objective: str, method: str,
     raw = json.loads(json.dumps(base))
     raw["train"]["epochs"] = epochs
     raw["objective"]["name"] = objective
-    raw["eval"]["n_autoattack"] = n_autoattack
+    # the standard AutoAttack on the whole reference subset, as these regimes were run
+    raw["eval"]["n_verdict"] = raw["eval"]["n_autoattack"] = n_autoattack
     entries = {**EXTRA, **(raw.get("methods") or {})}
     if method not in entries:
         raise SystemExit(f"--methods: {method} is neither in params.yaml nor in EXTRA; "

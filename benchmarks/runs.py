@@ -53,13 +53,13 @@ def _warm(params: Params, seed: int, work: Path, device: torch.device) -> tuple[
 def clean_trained(params: Params, seed: int, work: Path, device: torch.device,
                   corrupted: Path | None) -> dict[str, Any]:
     """The warm-up (clean-trained) model's evaluation, the report's ``clean`` row and mCE
-    reference: PGD-20 and, with ``corrupted``, the corruptions (no AutoAttack)."""
+    reference: PGD-20 and, with ``corrupted``, the corruptions (no reference attacks)."""
     warm, _ = _warm(params, seed, work, device)
     tag = f"warmup-s{seed}" + (f"-{corrupted.stem}" if corrupted else "")
     out, examples = work / f"eval-{tag}.json", work / f"{tag}.parquet"
     if not (out.is_file() and examples.is_file()):
-        quiet = dataclasses.replace(params, eval=dataclasses.replace(params.eval,
-                                                                     n_autoattack=0))
+        quiet = dataclasses.replace(params, eval=dataclasses.replace(
+            params.eval, n_verdict=0, n_autoattack=0))
         pipeline.evaluate(quiet, seed, work / "dataset.npz", warm, out, examples, device,
                           work / "checkpoints", corrupted_path=corrupted)
     return {"eval": json.loads(out.read_text()),

@@ -48,8 +48,8 @@ def run_one(params_path: Path, method: str, seed: int, work: Path, n_autoattack:
     """Warm-up, scoring (only for selectors that need the scores), training and evaluation of
     one seed (:func:`runs.run_one`), reduced to the reported figures."""
     params = load_params(params_path)
-    params = dataclasses.replace(params, eval=dataclasses.replace(params.eval,
-                                                                  n_autoattack=n_autoattack))
+    params = dataclasses.replace(params, eval=dataclasses.replace(
+        params.eval, n_verdict=n_autoattack, n_autoattack=n_autoattack))
     r = runs.run_one(params, method, seed, work, device)
     return {**{k: r[k] for k in FIGURES if r.get(k) is not None}, "n_pgd": r["n_pgd"],
             "n_autoattack": r["n_autoattack"], "val_pgd_acc": r["val_pgd_acc"],

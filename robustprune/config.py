@@ -22,7 +22,7 @@ from robustprune.evaluation import EvalConfig
 from robustprune.models import ModelConfig
 from robustprune.objectives import ObjectiveConfig
 from robustprune.optim import OptimConfig
-from robustprune.params import Section, read_params
+from robustprune.params import Section, method_entry, read_params
 from robustprune.params import params_from_dict as _load_sections
 from robustprune.report import ReportConfig
 from robustprune.scale import ScaleConfig
@@ -61,10 +61,7 @@ class Params:
 
     def method(self, name: str) -> Method:
         """The resolved entry ``methods.<name>``."""
-        if name not in self.methods:
-            allowed = ", ".join(self.methods) or "none defined"
-            raise ConfigError(f"methods.{name}: no such method in params; defined: {allowed}")
-        return self.methods[name]
+        return method_entry(self.methods, name)
 
 
 def _cross_checks(p: Params) -> None:

@@ -26,11 +26,12 @@ from typing import Any
 import yaml
 
 from robustprune.errors import ConfigError
-from robustprune.schema import check_value
+from robustprune.schema import check_list
 
 Section = type | Callable[[Any, Mapping[str, Any]], Any]
 
-__all__ = ["Params", "Section", "load_params", "params_from_dict", "read_params"]
+__all__ = ["Params", "Section", "load_params", "method_entry", "params_from_dict",
+           "read_params"]
 
 
 class Params:
@@ -56,21 +57,19 @@ class Params:
 
     def method(self, name: str) -> Any:
         """The resolved entry ``methods.<name>`` (one-line error naming the defined ones)."""
-        methods = self.methods
-        if name not in methods:
-            allowed = ", ".join(methods) or "none defined"
-            raise ConfigError(f"methods.{name}: no such method in params; defined: {allowed}")
-        return methods[name]
+        return method_entry(self.methods, name)
+
+
+def method_entry(methods: Mapping[str, Any], name: str) -> Any:
+    """``methods[name]``, or a one-line :class:`ConfigError` naming the defined methods."""
+    if name not in methods:
+        allowed = ", ".join(methods) or "none defined"
+        raise ConfigError(f"methods.{name}: no such method in params; defined: {allowed}")
+    return methods[name]
 
 
 def _seeds(raw: Any) -> tuple[int, ...]:
-    value = [0] if raw is None else raw
-    if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(f"seeds = {value!r}: must be a non-empty list")
-    items = tuple(check_value(f"seeds[{i}]", v, int, {"lo": 0}) for i, v in enumerate(value))
-    if len(set(items)) != len(items):
-        raise ConfigError(f"seeds = {list(value)!r}: must not repeat a value")
-    return items
+    return check_list("seeds", [0] if raw is None else raw, int, {"lo": 0})
 
 
 def params_from_dict(raw: Any, sections: Mapping[str, Section]) -> Params:

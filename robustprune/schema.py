@@ -21,7 +21,7 @@ from typing import Any, get_type_hints
 
 from robustprune.errors import ConfigError
 
-__all__ = ["NoOptions", "as_dict", "build", "check_value", "param"]
+__all__ = ["NoOptions", "as_dict", "build", "check_list", "check_value", "param"]
 
 
 def param(default: Any, *, lo: float | None = None, hi: float | None = None,
@@ -74,7 +74,7 @@ def check_value(key: str, value: Any, typ: type, meta: dict[str, Any]) -> Any:
     return value
 
 
-def _check_list(key: str, value: Any, item_type: type, meta: dict[str, Any]) -> tuple[Any, ...]:
+def check_list(key: str, value: Any, item_type: type, meta: dict[str, Any]) -> tuple[Any, ...]:
     """A non-empty list of distinct scalars, each checked like a scalar key."""
     if not isinstance(value, list | tuple) or not value:
         raise ConfigError(f"{key} = {value!r}: must be a non-empty list")
@@ -110,7 +110,7 @@ def build(cls: type, raw: Any, prefix: str, allowed: Iterable[str] = ()) -> Any:
         if dataclasses.is_dataclass(typ):
             kwargs[name] = build(typ, value, key)
         elif typing.get_origin(typ) is tuple:
-            kwargs[name] = _check_list(key, value, typing.get_args(typ)[0], meta)
+            kwargs[name] = check_list(key, value, typing.get_args(typ)[0], meta)
         else:
             kwargs[name] = check_value(key, value, typ, meta)
     return cls(**kwargs)

@@ -63,6 +63,7 @@ from robustprune.selection.base import (
     SubsetSelector,
     broadcast_selection,
 )
+from robustprune.training_records import EpochLogger, TrainResult
 
 CHECKPOINT_NAME = "last.pt"
 VAL_CHUNK = 500  # validation examples per chunk (each chunk's attack draws are its own)
@@ -77,44 +78,6 @@ class Observer(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-class EpochLogger:
-    """dvclive per-epoch metrics; replays resumed epochs so the plots are whole after a resume.
-
-    The folder ends holding only dvclive's per-metric series (``plots/metrics/*.tsv``): the
-    summary dvclive also writes (``metrics.json``) repeats the stage's own metrics file and,
-    inside a folder that dvc.yaml declares as plots, is read as one more series that fails to
-    parse (``dvc plots show`` warns for each)."""
-
-    def __init__(self, directory: Path | None) -> None:
-        self.live = None
-        self.directory = directory
-        if directory is not None:
-            from dvclive import Live
-
-            self.live = Live(str(directory), dvcyaml=False, save_dvc_exp=False, report=None)
-
-    def log(self, row: dict[str, float]) -> None:
-        if self.live is None:
-            return
-        for key, value in row.items():
-            if key != "epoch":
-                self.live.log_metric(key, value)
-        self.live.next_step()
-
-    def close(self) -> None:
-        if self.live is not None and self.directory is not None:
-            self.live.end()
-            (self.directory / "metrics.json").unlink(missing_ok=True)
-
-
-@dataclass
-class TrainResult:
-    history: list[dict[str, float]]
-    cost: dict[str, float | int]
-    final: dict[str, float] = field(default_factory=dict)
-    rolled_back_to: int | None = None
 
 
 @dataclass

@@ -64,9 +64,9 @@ def tiny_params(npz: Path, **sections: dict[str, Any]) -> dict[str, Any]:
                    "val_n": 40},
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.05, "schedule": "constant", "val_n": 40},
         "methods": {"full": {}},
-        # the reference AutoAttack costs seconds even here (Square's 5 000 queries): tests that
-        # exercise it ask for it
-        "eval": {"n_clean": 0, "n_pgd": 64, "pgd_steps": 5, "n_autoattack": 0,
+        # the reference attacks cost seconds even here (Square's 5 000 queries): tests that
+        # exercise them ask for them
+        "eval": {"n_clean": 0, "n_pgd": 64, "pgd_steps": 5, "n_verdict": 0, "n_autoattack": 0,
                  "n_curve": 32, "batch_size": 64},
         "corruptions": {"source": "generated", "n": 24, "seed": 0, "path": ""},
         "report": {"pareto_axis": "adversarial", "chance_margin": 0.1},

@@ -55,7 +55,7 @@ def test_readme_usage_commands_in_a_fresh_repo(tmp_path, tiny_npz):
     the report, and the comparisons show it."""
     # lr 0.01: every model learns the tiny set, so no check voids the report's comparisons
     repo = _project(tmp_path, tiny_params(tiny_npz, methods=METHODS, train={"lr": 0.01},
-                                          eval={"n_autoattack": 4}))
+                                          eval={"n_verdict": 6, "n_autoattack": 3}))
     out: dict[str, str] = {}
     for cmd in readme_usage():
         if cmd.startswith("dvc exp run"):
@@ -106,7 +106,8 @@ def _check_outputs(repo: Path) -> None:
         assert json.loads((metrics / name).read_text())
     for m in METHODS:
         ev = json.loads((metrics / "eval" / f"{m}-0.json").read_text())
-        assert 0 <= ev["autoattack_acc"] <= 1 and ev["n_autoattack"] == 4
+        assert 0 <= ev["autoattack_acc"] <= 1 and ev["n_autoattack"] == 3
+        assert 0 <= ev["verdict_acc"] <= 1 and ev["n_verdict"] == 6
         # checks without a threshold are the evaluation's; the rest the report's
         assert "curve_decreasing" in ev["checks"] and "trust_gap" in ev
         assert ev["n_corruption"] == 24 and 0 <= ev["corruption_acc"] <= 1
@@ -135,7 +136,7 @@ def _check_outputs(repo: Path) -> None:
     assert stack_cost["select_forward"] >= score_cost["forward_passes"] > 0  # scoring is paid
     assert rows["stack"]["speedup_passes"] > 1.0
     assert rows["stack"]["attack"] == "fgsm-rs" and rows["stack"]["miner"] == "bullettrain"
-    assert summary["pareto_front"] and summary["clean_trained"]["0"]["n_autoattack"] == 4
+    assert summary["pareto_front"] and summary["clean_trained"]["0"]["n_verdict"] == 6
     assert rows["random-online"]["delta_calibrated"]["n"] == 64  # eval.n_pgd
     table = (metrics / "summary.md").read_text()
     assert "| stack | prune | 0.5 | bullettrain | fgsm-rs |" in table
@@ -208,7 +209,7 @@ def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny
     raw["report"]["pareto_axis"] = "adversarial"
     (repo / "params.yaml").write_text(yaml.safe_dump(raw))
 
-    stats_py = repo / "robustprune" / "stats.py"
+    stats_py = repo / "robustprune" / "stats" / "intervals.py"
     stats_py.write_text(stats_py.read_text() + "\n")
     assert "train@full-0" not in _stale(repo)
 
@@ -260,7 +261,8 @@ def test_readme_first_look_runs(tmp_path, tiny_npz):
             assert "Running stage 'report'" in out
             summary = json.loads((repo / "metrics" / "summary.json").read_text())
             assert set(summary["methods"]) == set(methods)
-            assert all(r["n_autoattack"] == 0 for r in summary["methods"].values())
+            assert all(r["n_autoattack"] == r["n_verdict"] == 0
+                       for r in summary["methods"].values())
             assert json.loads((repo / "metrics" / "train" / "full-0.json").read_text())[
                 "epochs"] == 2
         else:

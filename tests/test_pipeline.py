@@ -183,25 +183,32 @@ def test_evaluation_tiers_of_a_robust_model(tmp_path, tiny_npz):
     # lr 0.01: at 0.02 the model ends at 56 %, 82 % or 100 % clean under three kernel settings
     # of one processor (chaotic, chance is 25 %); at 0.01 at 100 % under all three
     raw = tiny_params(tiny_npz, train={"epochs": 3, "lr": 0.01},
-                      eval={"n_autoattack": 6, "autoattack_chunk": 3})
+                      eval={"n_verdict": 8, "n_autoattack": 6, "autoattack_chunk": 3})
     ev = run_all(tmp_path, raw)["eval"]
-    assert 0 <= ev["autoattack_acc"] <= ev["clean_acc_aa_subset"]
+    assert 0 <= ev["verdict_acc"] <= ev["clean_acc_verdict_subset"]
+    assert ev["verdict_label"].startswith("APGD-CE+T (reference pyautoattack")
+    assert "100 iterations, 3 targets" in ev["verdict_label"]  # 4 classes: 3 targets
     assert ev["autoattack_label"].startswith("AutoAttack standard (reference pyautoattack")
     assert ev["pgd_label"] == "PGD-5 (step eps/4, 1 restart)"
-    assert ev["n_autoattack"] == 6 and ev["n_pgd"] == 64 and ev["n_clean"] == 160
+    assert (ev["n_verdict"], ev["n_autoattack"], ev["n_pgd"], ev["n_clean"]) == (8, 6, 64, 160)
     assert ev["pgd_acc"] <= ev["clean_acc"]
     assert list(ev["eps_curve"]) == ["0.5", "1", "2", "4"]
-    assert ev["trust_gap"] == pytest.approx(ev["pgd_acc_aa_subset"] - ev["autoattack_acc"])
+    assert ev["trust_gap"] == pytest.approx(ev["pgd_acc_verdict_subset"] - ev["verdict_acc"])
     # checks without a threshold are the evaluation's; the rest the report's (report.*)
-    assert set(ev["checks"]) == {"autoattack_no_flags", "curve_decreasing"}
+    assert set(ev["checks"]) == {"autoattack_no_flags", "curve_decreasing", "verdict_complete"}
     assert "above_chance" not in eval_failed(ev, ReportConfig())
     import pandas as pd
 
     table = pd.read_parquet(tmp_path / "examples.parquet")
     assert len(table) == 160 and (table["index"] == np.arange(160)).all()
-    assert ((table["pgd"] >= 0).sum(), (table["autoattack"] >= 0).sum()) == (64, 6)
+    assert [(table[c] >= 0).sum() for c in ("pgd", "verdict", "autoattack")] == [64, 8, 6]
     assert (table["pgd"] <= table["clean"]).all()  # robust implies clean-correct
+    assert table["verdict"][:8].mean() == pytest.approx(ev["verdict_acc"])
     assert table["autoattack"][:6].mean() == pytest.approx(ev["autoattack_acc"])
+    # the check continues the verdict tier: it can only break more
+    assert (table["autoattack"][:6] <= table["verdict"][:6]).all()
+    assert ev["autoattack_beyond_verdict"] == int((table["verdict"][:6]
+                                                   - table["autoattack"][:6]).sum())
 
 
 def test_cpu_kernels_and_threads_are_pinned_unless_the_user_chose(tmp_path):

@@ -1,5 +1,5 @@
 """The report stage on hand-written metrics and per-example tables: speed-ups, paired deltas
-with intervals, the AutoAttack-calibrated delta, verdicts, checks, the Pareto front, and a
+with intervals, the APGD-CE+T-calibrated delta, verdicts, checks, the Pareto front, and a
 one-line error for a missing input."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ METHODS = {
     "stack": {"selector": "prune", "fraction": 0.3, "miner": "bullettrain", "attack": "fgsm-rs",
               "alpha": 0.125},
 }
-# name -> (passes, seconds, clean, pgd, autoattack): rates on a shared latent per example, so
+# name -> (passes, seconds, clean, pgd, verdict tier): rates on a shared latent per example, so
 # method a's correct examples contain method b's when a's rate is higher (as nested as
 # possible), and every paired delta is exactly the difference of the rates.
 MEASURED = {
@@ -38,18 +38,21 @@ MEASURED = {
     "bullettrain": (480_000, 210.0, 0.82, 0.699, 0.679),
     "stack": (100_000, 80.0, 0.70, 0.55, 0.50),
 }
-N, N_AA = 4000, 1000
+N, N_AA, N_CHECK = 4000, 1000, 200
 
 
 def _columns(clean: float, pgd: float, aa: float | None, seed: int) -> dict[str, np.ndarray]:
-    """Per-example columns; ``aa`` None: no AutoAttack tier was run."""
+    """Per-example columns; ``aa``: the verdict tier's rate on its subset (the check subset
+    agrees with it); None: no reference tier was run."""
     u = (np.arange(N) + 0.5) / N
     u = np.random.default_rng(seed).permutation(u)
     cols = {"index": np.arange(N), "label": (np.arange(N) % 10).astype(np.int16),
             "clean": (u < clean).astype(np.int8), "pgd": (u < pgd).astype(np.int8)}
     if aa is not None:
+        cols["verdict"] = np.full(N, -1, dtype=np.int8)
+        cols["verdict"][:N_AA] = u[:N_AA] < aa
         cols["autoattack"] = np.full(N, -1, dtype=np.int8)
-        cols["autoattack"][:N_AA] = u[:N_AA] < aa
+        cols["autoattack"][:N_CHECK] = cols["verdict"][:N_CHECK]
     return cols
 
 
@@ -80,18 +83,22 @@ def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int,
             cols = _columns(clean, pgd, aa, seed)
             (metrics / "eval" / f"{name}-{seed}.json").write_text(json.dumps(
                 {"clean_acc": float(cols["clean"].mean()), "pgd_acc": float(cols["pgd"].mean()),
-                 **({"autoattack_acc": float(cols["autoattack"][:N_AA].mean()),
-                     "n_autoattack": N_AA} if "autoattack" in cols else
-                    {"autoattack_acc": None, "n_autoattack": 0}),
+                 **({"verdict_acc": float(cols["verdict"][:N_AA].mean()), "n_verdict": N_AA,
+                     "autoattack_acc": float(cols["autoattack"][:N_CHECK].mean()),
+                     "n_autoattack": N_CHECK} if "verdict" in cols else
+                    {"verdict_acc": None, "n_verdict": 0, "autoattack_acc": None,
+                     "n_autoattack": 0}),
                  "n_pgd": N, "pgd_label": "PGD-20 (step eps/4, 1 restart)",
+                 "verdict_label": "APGD-CE+T (reference)",
                  "autoattack_label": "AutoAttack standard (reference)",
                  "majority_rate": majority,
                  "checks_failed": (failed or {}).get(name, [])}))
             pd.DataFrame(cols).to_parquet(examples / f"{name}-{seed}.parquet")
         cols = _columns(0.82, 0.03, 0.01, seed)
         (metrics / "eval_clean" / f"s{seed}.json").write_text(json.dumps(
-            {"clean_acc": 0.82, "pgd_acc": 0.03, "autoattack_acc": 0.01, "n_pgd": N,
-             "n_autoattack": N_AA, "checks_failed": []}))
+            {"clean_acc": 0.82, "pgd_acc": 0.03, "verdict_acc": 0.01, "n_verdict": N_AA,
+             "autoattack_acc": 0.01, "n_pgd": N, "n_autoattack": N_CHECK,
+             "checks_failed": []}))
         pd.DataFrame(cols).to_parquet(examples / f"clean-s{seed}.parquet")
     return metrics, examples
 
@@ -120,22 +127,23 @@ def test_speedups_deltas_and_intervals_against_the_baseline(tmp_path: Path) -> N
     assert rows["stack"]["relative_cost"] == 0.1
     score = rows["score"]
     assert score["delta_pgd"]["estimate"] == pytest.approx(0.66 - 0.70)
-    # the AutoAttack subset is a sample of the latent: its delta is the rates' up to sampling
-    assert score["delta_autoattack"]["estimate"] == pytest.approx(0.64 - 0.68, abs=0.015)
-    assert score["delta_autoattack"]["n"] == N_AA and score["delta_pgd"]["n"] == N
-    # calibrated: PGD delta on all + (AA - PGD) gap delta on the subset
+    # the verdict subset is a sample of the latent: its delta is the rates' up to sampling
+    assert score["delta_verdict"]["estimate"] == pytest.approx(0.64 - 0.68, abs=0.015)
+    assert score["delta_verdict"]["n"] == N_AA and score["delta_pgd"]["n"] == N
+    assert score["n_verdict"] == N_AA and score["n_autoattack"] == N_CHECK
+    # calibrated: PGD delta on all + (verdict tier - PGD) gap delta on the subset
     sub = {k: pd.read_parquet(tmp_path / "examples" / f"{k}-0.parquet")[:N_AA]
            for k in ("score", "full")}
-    gap = {k: (t["autoattack"] - t["pgd"]).mean() for k, t in sub.items()}
+    gap = {k: (t["verdict"] - t["pgd"]).mean() for k, t in sub.items()}
     assert score["delta_calibrated"]["estimate"] == pytest.approx(
         -0.04 + gap["score"] - gap["full"], abs=1e-6)
-    for key in ("delta_pgd", "delta_autoattack", "delta_calibrated"):
+    for key in ("delta_pgd", "delta_verdict", "delta_calibrated"):
         d = score[key]
         assert d["low"] <= d["estimate"] <= d["high"]
     # the subset alone is 4x smaller: its interval is wider than the calibrated one
-    width = {k: score[k]["high"] - score[k]["low"] for k in ("delta_autoattack",
+    width = {k: score[k]["high"] - score[k]["low"] for k in ("delta_verdict",
                                                              "delta_calibrated")}
-    assert width["delta_calibrated"] < width["delta_autoattack"]
+    assert width["delta_calibrated"] < width["delta_verdict"]
     assert rows["stack"]["attack"] == "fgsm-rs" and rows["score"]["attack"] == "pgd-10"
 
 
@@ -171,11 +179,11 @@ def test_effective_speedup_against_the_full_data_frontier(tmp_path: Path) -> Non
     assert sp["low"]["value"] <= sp["estimate"]["value"] <= sp["high"]["value"]
     assert rows["score"]["effective_speedup"]["position"] == "above"
     # bullettrain at 480 k: log-cost interpolation between 500 k and 1 M on the verdict
-    # scale, AutoAttack-calibrated accuracy (the scale every run here has)
+    # scale, APGD-CE+T-calibrated accuracy (the scale every run here has)
     cal = {n: rows[n]["robust_calibrated"]["estimate"] for n in ("full-50", "full", "bullettrain")}
     expected = 500_000 * 2 ** ((cal["bullettrain"] - cal["full-50"])
                                / (cal["full"] - cal["full-50"])) / 480_000
-    assert rows["bullettrain"]["effective_speedup"]["scale"] == "AutoAttack-calibrated"
+    assert rows["bullettrain"]["effective_speedup"]["scale"] == "APGD-CE+T-calibrated"
     assert rows["bullettrain"]["effective_speedup"]["estimate"]["value"] == pytest.approx(
         expected, rel=1e-3)
     # random-online (60 % at 300 k) is no better than full's smallest budget: censored "≤"
@@ -197,7 +205,7 @@ def test_the_frontier_is_read_on_the_calibrated_scale_not_on_pgd(tmp_path: Path)
     flattered = dict(MEASURED, bullettrain=(480_000, 210.0, 0.82, 0.699, 0.62))
     row = _run(tmp_path / "a", measured=flattered)["methods"]["bullettrain"]
     sp = row["effective_speedup"]
-    assert sp["scale"] == "AutoAttack-calibrated" and sp["position"] == "below"
+    assert sp["scale"] == "APGD-CE+T-calibrated" and sp["position"] == "below"
     no_aa = {n: (*v[:4], None) for n, v in flattered.items()}
     row = _run(tmp_path / "b", measured=no_aa)["methods"]["bullettrain"]
     assert row["effective_speedup"]["scale"] == "PGD-k"
@@ -254,17 +262,19 @@ def test_autoattack_on_some_seeds_only_is_left_out_not_averaged(tmp_path: Path) 
     params = params_from_dict({"methods": METHODS, "seeds": [0, 1]})
     metrics, examples = _write(tmp_path, MEASURED, (0, 1))
     ev = json.loads((metrics / "eval" / "bullettrain-1.json").read_text())
-    del ev["autoattack_acc"]
-    ev["n_autoattack"] = 0
+    del ev["autoattack_acc"], ev["verdict_acc"]
+    ev["n_autoattack"] = ev["n_verdict"] = 0
     (metrics / "eval" / "bullettrain-1.json").write_text(json.dumps(ev))
-    table = pd.read_parquet(examples / "bullettrain-1.parquet").drop(columns="autoattack")
+    table = pd.read_parquet(examples / "bullettrain-1.parquet").drop(
+        columns=["autoattack", "verdict"])
     table.to_parquet(examples / "bullettrain-1.parquet")
     rows = report.report(params, metrics, examples, tmp_path / "summary.json",
                          tmp_path / "summary.md", tmp_path / "pareto.png",
                          tmp_path / "curves.csv", tmp_path / "headline.json")["methods"]
     bt = rows["bullettrain"]
     assert bt["autoattack_acc"] is None and bt["n_autoattack"] == 0
-    assert bt["delta_autoattack"] is None and bt["delta_calibrated"] is None
+    assert bt["verdict_acc"] is None and bt["n_verdict"] == 0
+    assert bt["delta_verdict"] is None and bt["delta_calibrated"] is None
     assert bt["delta_pgd"]["seeds"] == 2
     assert rows["score"]["autoattack_acc"] is not None
     # the headline's robust figure and Δ fall back to PGD-k without AutoAttack
@@ -467,3 +477,33 @@ def test_headline_is_optional_and_a_method_may_not_shadow_its_verdicts(tmp_path:
     with pytest.raises(InputError, match="'verdicts' collides"):
         _run(tmp_path / "v", methods=methods, measured={**MEASURED, "verdicts": MEASURED["score"]})
     assert not (tmp_path / "v" / "summary.json").exists()  # nothing written
+
+
+def test_tables_from_before_the_verdict_tier_read_autoattack_as_it(tmp_path: Path) -> None:
+    """Older evaluations had the standard AutoAttack as their only reference tier: the report
+    reads it as the verdict tier, with the same statistics a table holding both would give."""
+    new = _run(tmp_path / "new")["methods"]
+    params = params_from_dict({"methods": METHODS, "seeds": [0]})
+    metrics, examples = _write(tmp_path / "old", MEASURED)
+    for path in (examples).glob("*.parquet"):
+        table = pd.read_parquet(path)
+        table["autoattack"] = table["verdict"]
+        table.drop(columns="verdict").to_parquet(path)
+    for path in (metrics / "eval").glob("*.json"):
+        ev = json.loads(path.read_text())
+        ev.update(autoattack_acc=ev.pop("verdict_acc"), n_autoattack=ev.pop("n_verdict"))
+        path.write_text(json.dumps(ev))
+    old = report.report(params, metrics, examples, tmp_path / "s.json", tmp_path / "s.md",
+                        None)["methods"]
+    for key in ("delta_calibrated", "robust_calibrated", "delta_verdict"):
+        assert old["score"][key] == new["score"][key]
+    assert old["score"]["n_verdict"] == N_AA
+
+
+def test_a_verdict_tier_that_misses_breaks_voids_the_model(tmp_path: Path) -> None:
+    """FAB-T or Square broke what APGD-CE+T did not (``verdict_complete`` failed): the verdict
+    tier over-states the model, so no Δ, speed-up or verdict is read from it."""
+    rows = _run(tmp_path, failed={"score": ["verdict_complete"]})["methods"]
+    assert rows["score"]["voided_by"] == ["verdict_complete"]
+    assert rows["score"]["delta_calibrated"] is None and rows["score"]["speedup_passes"] is None
+    assert rows["bullettrain"]["delta_calibrated"] is not None

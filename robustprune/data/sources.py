@@ -30,10 +30,10 @@ from robustprune.data.readers import (
     read_cifar,
     read_idx_dir,
     read_image_folder,
-    read_npz,
     read_svhn_dir,
 )
 from robustprune.data.splits import RawDataset, display, names_list, one_line
+from robustprune.data.user_npz import read_npz
 from robustprune.errors import DataError
 
 DOWNLOAD_TIMEOUT_S = 30.0

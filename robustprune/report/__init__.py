@@ -7,13 +7,15 @@ figures per method, each named for the attack behind it:
 
 - ``PGD-k`` on the whole test set: cheap, so it resolves small differences, but it can
   over-state robustness;
-- ``AutoAttack`` (reference, standard version) on a fixed subset: the trusted figure, but on
-  few examples, so its intervals are wide;
-- ``AutoAttack, calibrated``: the PGD-k figure on the whole test set corrected by the
-  AutoAttack-minus-PGD-k gap measured on the subset (a two-phase estimator,
-  :func:`robustprune.stats.two_phase`). It estimates what AutoAttack would give on the whole
-  test set, and its interval is narrow when the two attacks agree on most examples. Verdicts
-  are read from it.
+- ``APGD-CE+T`` (the reference AutoAttack's APGD-CE and APGD-T at standard settings) on a
+  fixed subset: the verdict tier; the first examples of that subset also get FAB-T and
+  Square, which makes them the whole standard AutoAttack, as the check that the verdict tier
+  misses nothing (``verdict_complete``);
+- ``APGD-CE+T, calibrated``: the PGD-k figure on the whole test set corrected by the
+  APGD-CE+T-minus-PGD-k gap measured on the verdict subset (a two-phase estimator,
+  :func:`robustprune.stats.two_phase`). It estimates what the verdict tier would give on the
+  whole test set, and its interval is narrow when the two attacks agree on most examples.
+  Verdicts are read from it.
 
 Speed-up = baseline ÷ method, in example-passes (forward + backward, deterministic) and in
 wall-clock training seconds; selection work is inside each method's cost, the shared warm-up

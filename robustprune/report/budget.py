@@ -21,6 +21,7 @@ from robustprune.objectives import OBJECTIVES
 from robustprune.report.config import EQUAL_COST, ReportConfig
 from robustprune.report.load import Examples, Runs
 from robustprune.report.paired import (
+    VERDICT,
     calibration,
     common_prefix,
     has_tier,
@@ -36,7 +37,7 @@ NO_RANDOM = f"no random-selection run within ±{100 * EQUAL_COST:g} % of its pas
 @dataclass(frozen=True)
 class VsRandom:
     """A method against the random-selection run closest to its cost: that run, its cost
-    ratio, the verdict Δ (AutoAttack-calibrated, else PGD-k) and its verdict at ≥ 0; or, with
+    ratio, the verdict Δ (APGD-CE+T-calibrated, else PGD-k) and its verdict at ≥ 0; or, with
     no random run within ±EQUAL_COST, ``random`` None and a note saying so."""
 
     random: str | None
@@ -152,12 +153,12 @@ def vs_random(name: str, passes: dict[str, float], random_runs: list[str],
 
 
 def frontier_accuracy(runs: Runs, ex: dict[str, list[Examples]]) -> Resampled:
-    """The accuracy the frontier is read on: AutoAttack-calibrated (the verdict scale) when
-    every run of every seed has the AutoAttack tier, else the cheap PGD-k tier. A run on the
+    """The accuracy the frontier is read on: calibrated on the verdict tier (the verdict
+    scale) when every run of every seed has it, else the cheap PGD-k tier. A run on the
     frontier that PGD-k over-states less than the method would otherwise flatter the method
     (BulletTrain's trust gap is larger than full-data training's)."""
     pgd = {n: np.stack(common_prefix([prefix(e["pgd"]) for e in ex[n]])) for n in runs}
-    if not all(has_tier(ex[n], "autoattack") for n in runs):
+    if not all(has_tier(ex[n], VERDICT) for n in runs):
         return Resampled(pgd)
     gap = {}
     for n in runs:
@@ -195,7 +196,7 @@ def budget_matched(runs: Runs, ex: dict[str, list[Examples]], baseline: str,
                    for s in seeds]
         hit = [r for r in reached if r is not None]
         out[name] = BudgetMatched(
-            scale="AutoAttack-calibrated" if acc.calibrated else "PGD-k",
+            scale="APGD-CE+T-calibrated" if acc.calibrated else "PGD-k",
             budget=settings[name].get("budget", 0.0),
             same_attack=attack_key(settings[name]) == attack_key(settings[baseline]),
             frontier=name in frontier,

@@ -15,12 +15,15 @@ from robustprune.report.load import Clean, Run
 from robustprune.schema import param as _p
 
 VOIDING = frozenset({"above_chance", "clean_collapse", "curve_decreasing",
-                     "catastrophic_overfitting"})
+                     "catastrophic_overfitting", "verdict_complete"})
 """Failed checks that void any comparison with the model: it learned nothing (at chance), it
 gave up clean accuracy for robustness (collapse), its robust accuracy rises with ε (masked
 gradients: the attack, not the model, failed), or its robustness collapsed during training.
 No Δ, speed-up, frontier point or verdict is computed from such a model, and the report names
-the check that blocked it. Not among them: ``pgd_trusted`` (PGD-k over-states AutoAttack: why
+the check that blocked it. ``verdict_complete`` voids too: FAB-T or Square broke examples of
+the check subset that the verdict tier's APGD-CE + APGD-T did not, so that tier over-states the
+model and nothing read from it can be trusted. Not among them: ``pgd_trusted`` (PGD-k
+over-states the verdict tier: why
 verdicts are read on the stronger tier) and ``curve_reaches_zero`` (accuracy still above
 ``report.curve_zero`` at the largest ε of ``eval.eps_factors``: a prompt to look, which data
 whose classes differ by more than that ε fail legitimately)."""
@@ -37,13 +40,14 @@ class ReportConfig:
     baseline: str = _p("full", doc="the method every Δ and speed-up is relative to (an entry "
                                    "of methods)")
     pareto_axis: str = _p("adversarial", choices=("adversarial", "corruption"),
-                          doc="the Pareto plot's robustness axis: AutoAttack-calibrated "
+                          doc="the Pareto plot's robustness axis: APGD-CE+T-calibrated "
                               "accuracy, or mean common-corruption accuracy")
     chance_margin: float = _p(0.1, lo=0.0, hi=1.0, doc="clean accuracy must beat the majority "
                                                        "class rate by this much")
     collapse_ratio: float = _p(0.5, lo=0.0, hi=1.0, doc="flag clean accuracy below this "
                                                         "share of the clean-trained model's")
-    trust_gap: float = _p(0.005, lo=0.0, doc="flag PGD-k when AutoAttack is this far below it "
+    trust_gap: float = _p(0.005, lo=0.0, doc="flag PGD-k when the verdict tier "
+                                             "(APGD-CE+T) is this far below it "
                                              "on the same examples")
     curve_zero: float = _p(0.05, lo=0.0, hi=1.0, doc="accuracy at the largest eps of the curve "
                                                      "must be <= this")

@@ -18,7 +18,7 @@ from robustprune.errors import InputError, require_file
 
 Examples = dict[str, np.ndarray]
 """One model's per-example table, column by column (``clean``, ``pgd``, optionally
-``autoattack``, ``corruption``, ``label``, ``index``); a tier evaluated on the first n
+``verdict``, ``autoattack``, ``corruption``, ``label``, ``index``); a tier evaluated on the first n
 examples holds −1 beyond them."""
 
 
@@ -65,6 +65,23 @@ def read_examples(path: Path, made_by: str) -> Examples:
     return {c: table[c].to_numpy() for c in table.columns}
 
 
+def upgraded(ev: dict[str, Any], table: Examples) -> tuple[dict[str, Any], Examples]:
+    """An evaluation made before the verdict tier existed had the standard AutoAttack as its
+    only reference tier: read it as the verdict tier (it runs APGD-CE + APGD-T first and can
+    only break more), under its own label, so older per-example tables can be re-analysed
+    with today's statistics without attacking again."""
+    if "verdict" not in table and "autoattack" in table:
+        table = {**table, "verdict": table["autoattack"]}
+    if "n_verdict" not in ev and ev.get("n_autoattack"):
+        ev = {**ev, "verdict_acc": ev["autoattack_acc"], "n_verdict": ev["n_autoattack"],
+              "verdict_label": ev.get("autoattack_label")}
+    return ev, table
+
+
+def _evaluated(metrics: Path, table: Path, made_by: str) -> tuple[dict[str, Any], Examples]:
+    return upgraded(read_json(metrics, made_by), read_examples(table, made_by))
+
+
 def collect(params: Any, metrics_dir: Path, examples_dir: Path) -> tuple[Runs, Clean]:
     """Per method and seed: the training and evaluation metrics and the per-example table;
     and per seed, the clean-trained (warm-up) model's evaluation."""
@@ -73,17 +90,18 @@ def collect(params: Any, metrics_dir: Path, examples_dir: Path) -> tuple[Runs, C
         runs[name] = {}
         for seed in params.seeds:
             key = f"{name}-{seed}"
+            ev, table = _evaluated(metrics_dir / "eval" / f"{key}.json",
+                                   examples_dir / f"{key}.parquet", f"evaluate@{key}")
             runs[name][seed] = {
                 "train": read_json(metrics_dir / "train" / f"{key}.json", f"train@{key}"),
-                "eval": read_json(metrics_dir / "eval" / f"{key}.json", f"evaluate@{key}"),
-                "examples": read_examples(examples_dir / f"{key}.parquet", f"evaluate@{key}")}
+                "eval": ev, "examples": table}
     clean: Clean = {}
     for seed in params.seeds:
         path = metrics_dir / "eval_clean" / f"s{seed}.json"
         if path.exists():
-            clean[seed] = {"eval": read_json(path, f"evaluate_clean@{seed}"),
-                           "examples": read_examples(examples_dir / f"clean-s{seed}.parquet",
-                                                     f"evaluate_clean@{seed}")}
+            ev, table = _evaluated(path, examples_dir / f"clean-s{seed}.parquet",
+                                   f"evaluate_clean@{seed}")
+            clean[seed] = {"eval": ev, "examples": table}
     return runs, clean
 
 

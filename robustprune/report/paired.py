@@ -1,5 +1,6 @@
 """Paired figures of one method against another: accuracies with their intervals, paired Δs on
-each attack tier, the AutoAttack-calibrated accuracy and Δ, and the common-corruption figures.
+each attack tier, the calibrated accuracy and Δ on the verdict tier (the reference
+APGD-CE + APGD-T), and the common-corruption figures.
 
 Every model is evaluated on the same test examples (and, with several seeds, each seed's runs
 share its warm-up model and data order), so differences are paired example by example and
@@ -66,7 +67,7 @@ def common_prefix(cols: list[np.ndarray]) -> list[np.ndarray]:
 
 def has_tier(ex: list[Examples], column: str) -> bool:
     """Whether every seed's table has ``column``: a tier measured on some seeds only (the
-    AutoAttack run later on part of them) is left out rather than averaged over a subset."""
+    reference attacks run later on part of them) is left out rather than averaged over a subset."""
     return all(column in e for e in ex)
 
 
@@ -76,25 +77,30 @@ def shares(e: Examples, copies: int) -> np.ndarray:
     return col[: int((col >= 0).sum())].astype(float) / copies
 
 
-def autoattack(evals: list[dict[str, Any]]) -> tuple[Stat | None, int]:
-    """Mean ± std of AutoAttack accuracy over the seeds and the smallest n, or None when a
-    seed was not attacked (a subset's mean would pass for the seeds' mean)."""
-    n = min(e.get("n_autoattack", 0) for e in evals)
-    return (stat([e["autoattack_acc"] for e in evals]) if n else None), n
+VERDICT = "verdict"
+"""The per-example column of the verdict tier (the reference APGD-CE + APGD-T)."""
+
+
+def tier(evals: list[dict[str, Any]], name: str) -> tuple[Stat | None, int]:
+    """Mean ± std over the seeds of one reference tier's accuracy (``verdict`` or
+    ``autoattack``, the check) and the smallest n, or None when a seed lacks it (a subset's
+    mean would pass for the seeds' mean)."""
+    n = min(e.get(f"n_{name}", 0) for e in evals)
+    return (stat([e[f"{name}_acc"] for e in evals]) if n else None), n
 
 
 def calibration(e: Examples) -> tuple[np.ndarray, np.ndarray]:
     """One seed's two phases: PGD-k correctness on every example it evaluated, and the
-    AutoAttack − PGD-k gap (−1, 0, +1) on the AutoAttack subset; the calibrated accuracy and
+    verdict tier − PGD-k gap (−1, 0, +1) on the verdict subset; the calibrated accuracy and
     the frontier's resample are both built from these."""
-    pgd, aa = prefix(e["pgd"]), prefix(e["autoattack"])
+    pgd, aa = prefix(e["pgd"]), prefix(e[VERDICT])
     n = min(len(pgd), len(aa))
     return pgd.astype(float), aa[:n].astype(float) - pgd[:n].astype(float)
 
 
 def robust_interval(ex: list[Examples]) -> Interval | None:
-    """AutoAttack-calibrated accuracy of one method over its seeds (None without AutoAttack)."""
-    if not has_tier(ex, "autoattack"):
+    """Calibrated accuracy of one method over its seeds (None without the verdict tier)."""
+    if not has_tier(ex, VERDICT):
         return None
     return seeds_two_phase([calibration(e) for e in ex])
 
@@ -109,14 +115,14 @@ def difference(ex_a: list[Examples], ex_b: list[Examples], column: str) -> Inter
 
 
 def calibrated_difference(ex_a: list[Examples], ex_b: list[Examples]) -> Interval | None:
-    """AutoAttack-calibrated Δ: paired PGD-k Δ on all examples + paired (AA − PGD-k) gap
-    difference on the AutoAttack subset."""
-    if not (has_tier(ex_a, "autoattack") and has_tier(ex_b, "autoattack")):
+    """Calibrated Δ: paired PGD-k Δ on all examples + paired (verdict tier − PGD-k) gap
+    difference on the verdict subset."""
+    if not (has_tier(ex_a, VERDICT) and has_tier(ex_b, VERDICT)):
         return None
     parts = []
     for a, b in zip(ex_a, ex_b, strict=True):
         pa, pb = common(prefix(a["pgd"]), prefix(b["pgd"]))
-        aa, ab = common(prefix(a["autoattack"]), prefix(b["autoattack"]))
+        aa, ab = common(prefix(a[VERDICT]), prefix(b[VERDICT]))
         n = len(aa)
         gap = (aa.astype(float) - pa[:n]) - (ab.astype(float) - pb[:n])
         parts.append((pa.astype(float) - pb.astype(float), gap))
@@ -124,7 +130,7 @@ def calibrated_difference(ex_a: list[Examples], ex_b: list[Examples]) -> Interva
 
 
 def verdict_difference(ex_a: list[Examples], ex_b: list[Examples]) -> Interval:
-    """The Δ verdicts are read from: AutoAttack-calibrated, or PGD-k without AutoAttack."""
+    """The Δ verdicts are read from: calibrated on the verdict tier, or PGD-k without it."""
     iv = calibrated_difference(ex_a, ex_b)
     if iv is None:
         iv = difference(ex_a, ex_b, "pgd")

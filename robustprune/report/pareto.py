@@ -27,7 +27,7 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
 
 
 def axis_interval(r: MethodSummary, axis: str) -> Interval:
-    """A run's robustness on the Pareto axis: AutoAttack-calibrated (else PGD-k) accuracy, or
+    """A run's robustness on the Pareto axis: APGD-CE+T-calibrated (else PGD-k) accuracy, or
     mean common-corruption accuracy."""
     if axis == "corruption":
         if r.corruption is None:
@@ -46,7 +46,7 @@ def front(summary: Summary, axis: str) -> list[str]:
 
 def plot(summary: Summary, path: Path, axis: str = "adversarial") -> None:
     """Robustness vs relative cost (passes ÷ full), 95 % intervals as error bars, with the
-    Pareto front of the point estimates. ``axis``: adversarial (AutoAttack-calibrated, else
+    Pareto front of the point estimates. ``axis``: adversarial (APGD-CE+T-calibrated, else
     PGD-k accuracy) or corruption (mean common-corruption accuracy)."""
     import matplotlib
 
@@ -76,7 +76,7 @@ def plot(summary: Summary, path: Path, axis: str = "adversarial") -> None:
     ax.set_xlabel("relative training cost (example-passes ÷ full)")
     first = next(iter(summary.values()))
     ax.set_ylabel("mean common-corruption accuracy (%)" if axis == "corruption" else
-                  "AutoAttack accuracy, calibrated (%)" if first.robust_calibrated is not None
+                  "APGD-CE+T accuracy, calibrated (%)" if first.robust_calibrated is not None
                   else f"{first.pgd_label.split(' ')[0]} accuracy (%)")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing to name when every run is voided

@@ -13,7 +13,7 @@ import numpy as np
 from robustprune.errors import InputError
 from robustprune.report.config import EQUAL_COST, ReportConfig, eval_failed
 from robustprune.report.load import Clean, Runs
-from robustprune.report.paired import autoattack, stat
+from robustprune.report.paired import stat, tier
 from robustprune.report.summary import MethodSummary, Summary
 from robustprune.report.text import checks_text, fmt_delta, pct
 from robustprune.report.verdicts import TargetResult
@@ -47,11 +47,12 @@ def _clean_trained_row(clean: Clean, cfg: ReportConfig) -> str:
     evs = [c["eval"] for c in clean.values()]
     s = len(evs)
     failed = sorted({f for e in evs for f in eval_failed(e, cfg)})
-    aa, n_aa = autoattack(evs)
+    vt, n_vt = tier(evs, "verdict")
+    aa, n_aa = tier(evs, "autoattack")
     return (f"| clean-trained (warm-up only) | – | – | – | none | – | "
             f"{pct(stat([e['clean_acc'] for e in evs]), s)} | "
             f"{pct(stat([e['pgd_acc'] for e in evs]), s)} ({evs[0]['n_pgd']}) | "
-            f"{pct(aa, s)} ({n_aa}) | – | – | {checks_text(failed)} |")
+            f"{pct(vt, s)} ({n_vt}) | {pct(aa, s)} ({n_aa}) | – | – | {checks_text(failed)} |")
 
 
 def _cost_row(name: str, r: MethodSummary) -> str:
@@ -73,13 +74,14 @@ def markdown(summary: Summary, clean: Clean, goal: list[TargetResult], baseline:
     first = next(iter(summary.values()))
     pgd_name = first.pgd_label.split(" ")[0]
     lines = [f"| method | selector | f | miner | attack | budget | clean % | {pgd_name} % (n) | "
-             f"AutoAttack % (n) | Δ {pgd_name} vs {baseline}, pts [95 % CI] | Δ AutoAttack, "
-             "calibrated, pts [95 % CI] | checks |", "|" + "---|" * 12]
+             f"APGD-CE+T % (n) | AutoAttack % (n) | Δ {pgd_name} vs {baseline}, pts [95 % CI] "
+             "| Δ APGD-CE+T, calibrated, pts [95 % CI] | checks |", "|" + "---|" * 13]
     for name, r in summary.items():
         s, blocked = len(r.seeds), bool(r.blocked_by)
         lines.append(
             f"| {name} | {r.selector} | {r.fraction:g} | {r.miner} | {r.attack} | "
             f"{_budget(r)} | {pct(r.clean_acc, s)} | {pct(r.pgd_acc, s)} ({r.n_pgd}) "
+            f"| {pct(r.verdict_acc, s)} ({r.n_verdict}) "
             f"| {pct(r.autoattack_acc, s)} ({r.n_autoattack}) | "
             f"{fmt_delta(r.delta_pgd, blocked)} | {fmt_delta(r.delta_calibrated, blocked)} | "
             f"{checks_text(r.checks_failed)} |")
@@ -95,14 +97,17 @@ def markdown(summary: Summary, clean: Clean, goal: list[TargetResult], baseline:
     seeds = first.seeds
     frontier = [n for n, r in summary.items() if r.matched.frontier]
     scale = (pgd_name if first.matched.scale == "PGD-k" else
-             f"AutoAttack-calibrated ({pgd_name} on all, corrected by the AutoAttack−{pgd_name} "
-             "gap on the AutoAttack subset, both phases resampled)")
+             f"APGD-CE+T-calibrated ({pgd_name} on all, corrected by the APGD-CE+T−{pgd_name} "
+             "gap on the verdict subset, both phases resampled)")
     lines += ["", f"Seeds: {', '.join(map(str, seeds))} (± is the std over seeds). "
               f"{first.pgd_label} on {first.n_pgd} test examples; "
-              f"{first.autoattack_label or 'no AutoAttack'} on the first "
-              f"{first.n_autoattack}. Δ intervals are paired over the same test examples"
-              + (" and over seeds" if len(seeds) > 1 else "") + "; the calibrated Δ corrects "
-              "the PGD Δ by the AutoAttack−PGD gap measured on the AutoAttack subset. "
+              f"verdict tier: {first.verdict_label or 'none'} on the first "
+              f"{first.n_verdict}; check: {first.autoattack_label or 'no AutoAttack'} on the "
+              f"first {first.n_autoattack} (FAB-T and Square on the verdict tier's survivors; "
+              "`verdict_complete` fails if they break any). Δ intervals are paired over the "
+              "same test examples" + (" and over seeds" if len(seeds) > 1 else "") +
+              "; the calibrated Δ corrects the PGD Δ by the APGD-CE+T−PGD gap measured on "
+              "the verdict subset. "
               f"Budget: the share of {baseline}'s passes a run was given (its schedule annealed "
               f"to it), or `epochs` for train.epochs epochs. Full-data frontier: "
               f"{', '.join(frontier)} ({baseline} at other budgets); effective speed-up = the "
@@ -194,7 +199,7 @@ def _times(value: float | None) -> float | None:
 def headline(summary: Summary, goal: list[TargetResult]) -> dict[str, Any]:
     """The few figures ``dvc exp show`` puts side by side across experiments, flat scalars
     with short keys (each leaf is a column there). Per method: clean accuracy (%), robust
-    accuracy (AutoAttack-calibrated estimate, else PGD-k; %), its Δ vs the baseline (points;
+    accuracy (APGD-CE+T-calibrated estimate, else PGD-k; %), its Δ vs the baseline (points;
     the Δ verdicts read), the speed-ups at equal epochs in passes and seconds, and the
     effective speed-up in passes against the full-data frontier (a censored estimate gives its
     bound: summary.md marks it ≤/≥). Comparisons a voiding check blocks, or that could not be

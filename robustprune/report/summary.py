@@ -20,15 +20,16 @@ from robustprune.report.budget import BudgetMatched, budget_matched
 from robustprune.report.config import VOIDING, ReportConfig, blocked_by, method_checks
 from robustprune.report.load import Clean, Runs, check_pairing
 from robustprune.report.paired import (
+    VERDICT,
     CorruptionSummary,
     Stat,
-    autoattack,
     calibrated_difference,
     corruption,
     difference,
     prefix,
     robust_interval,
     stat,
+    tier,
 )
 from robustprune.stats import Interval, seeds_proportion
 
@@ -40,8 +41,9 @@ def _iv(interval: Interval | None) -> dict[str, Any] | None:
 @dataclass(frozen=True)
 class MethodSummary:
     """One method over its seeds. Δs and speed-ups are relative to the baseline and None when
-    a voiding check of either blocks the comparison (``blocked_by`` says which); AutoAttack
-    figures are None unless every seed was attacked."""
+    a voiding check of either blocks the comparison (``blocked_by`` says which); the reference
+    tiers' figures (``verdict``: APGD-CE+T; ``autoattack``: the standard AutoAttack on the
+    check subset) are None unless every seed was attacked."""
 
     selector: str
     fraction: float
@@ -53,6 +55,9 @@ class MethodSummary:
     pgd_acc: Stat
     n_pgd: int
     pgd_label: str
+    verdict_acc: Stat | None
+    n_verdict: int
+    verdict_label: str | None
     autoattack_acc: Stat | None
     n_autoattack: int
     autoattack_label: str | None
@@ -60,7 +65,7 @@ class MethodSummary:
     robust_calibrated: Interval | None
     delta_clean: Interval | None
     delta_pgd: Interval | None
-    delta_autoattack: Interval | None
+    delta_verdict: Interval | None
     delta_calibrated: Interval | None
     passes: int
     seconds: float
@@ -79,12 +84,13 @@ class MethodSummary:
 
     @property
     def verdict_delta(self) -> Interval | None:
-        """The Δ verdicts are read from: AutoAttack-calibrated, else PGD-k (None if blocked)."""
+        """The Δ verdicts are read from: calibrated on the verdict tier, else PGD-k (None if
+        blocked)."""
         return self.delta_calibrated or self.delta_pgd
 
     @property
     def robust(self) -> Interval:
-        """Robust accuracy: AutoAttack-calibrated, else PGD-k on the whole test set."""
+        """Robust accuracy: calibrated on the verdict tier, else PGD-k on the whole test set."""
         return self.robust_calibrated or self.pgd_interval
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,13 +100,15 @@ class MethodSummary:
             "attack": self.attack, "objective": self.objective, "seeds": self.seeds,
             "clean_acc": self.clean_acc.as_dict(), "pgd_acc": self.pgd_acc.as_dict(),
             "n_pgd": self.n_pgd, "pgd_label": self.pgd_label,
+            "verdict_acc": None if self.verdict_acc is None else self.verdict_acc.as_dict(),
+            "n_verdict": self.n_verdict, "verdict_label": self.verdict_label,
             "autoattack_acc": None if self.autoattack_acc is None
             else self.autoattack_acc.as_dict(),
             "n_autoattack": self.n_autoattack, "autoattack_label": self.autoattack_label,
             "pgd_interval": self.pgd_interval.as_dict(),
             "robust_calibrated": _iv(self.robust_calibrated),
             "delta_clean": _iv(self.delta_clean), "delta_pgd": _iv(self.delta_pgd),
-            "delta_autoattack": _iv(self.delta_autoattack),
+            "delta_verdict": _iv(self.delta_verdict),
             "delta_calibrated": _iv(self.delta_calibrated),
             "passes": self.passes, "seconds": self.seconds,
             "relative_cost": self.relative_cost, "speedup_passes": self.speedup_passes,
@@ -149,7 +157,8 @@ def summarise(runs: Runs, clean: Clean, baseline: str, cfg: ReportConfig) -> Sum
     for name, by_seed in runs.items():
         settings, ev = by_seed[seeds[0]]["train"]["settings"], by_seed[seeds[0]]["eval"]
         evals = [by_seed[s]["eval"] for s in seeds]
-        aa, n_aa = autoattack(evals)
+        aa, n_aa = tier(evals, "autoattack")
+        vt, n_vt = tier(evals, "verdict")
         compare = not blocked[name]
         mine, base = ex[name], ex[baseline]
         out[name] = MethodSummary(
@@ -158,13 +167,14 @@ def summarise(runs: Runs, clean: Clean, baseline: str, cfg: ReportConfig) -> Sum
             objective=settings["objective"]["name"], seeds=seeds,
             clean_acc=stat([e["clean_acc"] for e in evals]),
             pgd_acc=stat([e["pgd_acc"] for e in evals]), n_pgd=ev["n_pgd"],
-            pgd_label=ev["pgd_label"], autoattack_acc=aa, n_autoattack=n_aa,
+            pgd_label=ev["pgd_label"], verdict_acc=vt, n_verdict=n_vt,
+            verdict_label=ev.get("verdict_label"), autoattack_acc=aa, n_autoattack=n_aa,
             autoattack_label=ev.get("autoattack_label"),
             pgd_interval=seeds_proportion([prefix(e["pgd"]) for e in mine]),
             robust_calibrated=robust_interval(mine),
             delta_clean=difference(mine, base, "clean") if compare else None,
             delta_pgd=difference(mine, base, "pgd") if compare else None,
-            delta_autoattack=difference(mine, base, "autoattack") if compare else None,
+            delta_verdict=difference(mine, base, VERDICT) if compare else None,
             delta_calibrated=calibrated_difference(mine, base) if compare else None,
             passes=round(passes[name]), seconds=round(secs[name], 2),
             relative_cost=round(passes[name] / max(passes[baseline], 1), 4),

@@ -8,7 +8,7 @@ the two cannot drift apart.
 
 Verdicts are read from intervals, never from point estimates alone: pass speed-ups are
 deterministic counts (and wall-clock), the Δ part is read from the interval of the
-AutoAttack-calibrated Δ (PGD-k without AutoAttack; the corruption Δ for AugMix), the effective
+APGD-CE+T-calibrated Δ (PGD-k without the verdict tier; the corruption Δ for AugMix), the effective
 speed-up from its bootstrap interval: met when the whole interval clears the bound, not met
 when it lies wholly below, else inconclusive. Every candidate is judged: the target is met when
 any candidate meets it, not met only when every candidate misses it, else inconclusive; the

@@ -15,8 +15,8 @@ from robustprune.report.render import curves, headline, markdown
 from robustprune.report.summary import summarise
 from robustprune.report.verdicts import targets
 
-CLEAN_TRAINED_KEYS = ("clean_acc", "pgd_acc", "autoattack_acc", "n_autoattack",
-                      "corruption_acc")
+CLEAN_TRAINED_KEYS = ("clean_acc", "pgd_acc", "verdict_acc", "n_verdict", "autoattack_acc",
+                      "n_autoattack", "corruption_acc")
 """The clean-trained model's figures summary.json repeats (the rest is in its evaluation)."""
 
 
