@@ -35,7 +35,6 @@ Validation and evaluation always use the plain fp32 model.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import shutil
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ from robustprune.atomic import atomic_torch_save
 from robustprune.attacks import PGD, Attack
 from robustprune.attacks.correctness import clean_correct, pgd_correct
 from robustprune.augmentations import AUGMENTS
+from robustprune.averaging import WeightAverage
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.data import Splits
 from robustprune.objectives import Objective
@@ -99,6 +99,7 @@ class Trainer:
     budget_passes: int | None = None
     full_epoch_passes: int | None = None  # one full-data epoch's passes (the budget's unit)
     scale: ScaleConfig | None = None  # the GPU path's settings (None: plain fp32)
+    ema: float = 0.0  # weight averaging: the EMA's decay per step (0: off; robustprune.averaging)
     log: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
     def __post_init__(self) -> None:
@@ -140,6 +141,12 @@ class Trainer:
         if self.budget_passes is not None and self.budget_passes <= 0:
             raise ValueError(f"budget_passes = {self.budget_passes}: must be > 0 (or None)")
         self.best: dict[str, Any] | None = None  # the best validation epoch: its weights
+        self.average = WeightAverage(self.model, self.ema) if self.ema else None
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model validated, kept at a rollback and saved: the weight average when on."""
+        return self.model if self.average is None else self.average.module
 
     # ---- resume state -------------------------------------------------------------------
     @property
@@ -167,7 +174,8 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "rng": rng,
                 "cost": cost, "history": history, "processes": self.world.size,
                 "selector": self.selector.state_dict(), "miner": self.miner.state_dict(),
-                "observers": [o.state_dict() for o in self.observers], "best": self.best}
+                "observers": [o.state_dict() for o in self.observers], "best": self.best,
+                "average": None if self.average is None else self.average.state_dict()}
 
     def _restore(self) -> tuple[int, list[dict[str, float]]]:
         path = self.checkpoint_path
@@ -195,6 +203,8 @@ class Trainer:
         for observer, saved in zip(self.observers, state["observers"], strict=True):
             observer.load_state_dict(saved)
         self.best = state["best"]
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
         return int(state["epoch"]), list(state["history"])
 
     def discard_checkpoint(self) -> None:
@@ -322,7 +332,10 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                if self.average is not None:
+                    self.average.update(self.model)
                 logits_all = distributed.gather_cat(logits_adv.detach())
+                self.selector.observe(logits_all, y_all, idx_all)
                 self.miner.observe(logits_all, y_all, idx_all)
                 for observer in self.observers:
                     observer.observe(logits_all, y_all, idx_all)
@@ -339,7 +352,8 @@ class Trainer:
         part of the cost. Each chunk's attack draws come from its own seed (run, epoch, chunk),
         so validation changes no training draw, and under torchrun the ranks split the chunks
         and still produce the one-process figures."""
-        self.model.eval()
+        model = self.evaluated
+        model.eval()
         n = len(self.y_val)
         first, end = distributed.my_chunks(n, VAL_CHUNK)
         counts = torch.zeros(2, dtype=torch.float64)
@@ -349,8 +363,8 @@ class Trainer:
                 ys = self.y_val[c * VAL_CHUNK:(c + 1) * VAL_CHUNK]
                 with distributed.seeded(distributed.chunk_seed(self.seed, 0x7A1, epoch, c),
                                         self.device):
-                    clean = clean_correct(self.model, xs, ys, VAL_CHUNK, self.device)
-                    robust = pgd_correct(self.model, xs, ys, self.val_attack, 1, VAL_CHUNK,
+                    clean = clean_correct(model, xs, ys, VAL_CHUNK, self.device)
+                    robust = pgd_correct(model, xs, ys, self.val_attack, 1, VAL_CHUNK,
                                          self.device)
                 counts += torch.tensor([clean.sum().item(), robust.sum().item()],
                                        dtype=torch.float64)
@@ -373,7 +387,7 @@ class Trainer:
         if best is None or acc > best:
             self.best = {"epoch": epoch + 1, "val_pgd_acc": acc,
                          "model": ({k: v.detach().clone() for k, v in
-                                    self.model.state_dict().items()}
+                                    self.evaluated.state_dict().items()}
                                    if self.optim.co_rollback else None)}
         return collapsed
 
@@ -412,11 +426,11 @@ class Trainer:
             logger.close()
         rolled_back_to = None
         if stop and self.best is not None:
-            self.model.load_state_dict(self.best["model"])
+            self.evaluated.load_state_dict(self.best["model"])
             rolled_back_to = int(self.best["epoch"])
             self.log(f"catastrophic overfitting at epoch {epoch}: rolled back to epoch "
                      f"{rolled_back_to}")
-        self.model.eval()
+        self.evaluated.eval()
         final = (history[rolled_back_to - 1] if rolled_back_to else
                  history[-1] if history else self._validate())
         cost = self.meter.merged().summary()
@@ -424,22 +438,3 @@ class Trainer:
             cost["processes"] = self.world.size
         return TrainResult(history=history, cost=cost, final=final,
                            rolled_back_to=rolled_back_to)
-
-
-def passes_per_example(model: nn.Module, objective: Objective, attack: Attack,
-                       x: torch.Tensor, y: torch.Tensor) -> float:
-    """Example-passes one full-data training step spends per example with this objective and
-    attack (no miner, no selection), counted by running it once on a copy of ``model`` with its
-    own meter: the unit of a pass budget, exact for any objective and attack by construction.
-    The copy, its gradients and the RNG draws are thrown away."""
-    twin = copy.deepcopy(model)
-    meter = CostMeter(x.device)
-    counted = CountingModel(twin, meter)
-    devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        twin.eval()
-        x_adv = BatchMiner().adversarial(counted, x, y, objective, attack, meter)
-        twin.train()
-        loss, _ = objective.loss_and_logits(counted, x, x_adv, y, None)
-        loss.backward()
-    return meter.total_passes / len(y)

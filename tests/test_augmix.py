@@ -15,11 +15,11 @@ from torchvision.transforms import v2
 from robustprune.config import ConfigError, params_from_dict
 from robustprune.cost import CostMeter, CountingModel
 from robustprune.objectives import OBJECTIVES, AugMixObjective, Views, jensen_shannon
+from robustprune.passes import passes_per_example
 from robustprune.pipeline import api as pipeline
 from robustprune.selection.base import BatchMiner
 from robustprune.selection.bullettrain import BulletTrainOptions
 from robustprune.selection.registry import BulletTrain
-from robustprune.training import passes_per_example
 from tests.conftest import tiny_params
 
 

@@ -132,7 +132,7 @@ def test_rejected_with_one_line_message_naming_the_key(raw, key):
     ({"data": {"name": "imagenet"}}, "fashion-mnist"),
     ({"methods": {"m": {"selector": "craig"}}}, "random-online"),
     ({"methods": {"m": {"gamma": 0.5}}}, "allowed: selector, fraction, miner, attack, alpha, "
-                                         "steps, budget$"),
+                                         "steps, budget, ema$"),
     ({"methods": {"m": {"miner": "bullettrain", "x": 1}}}, "gamma, robust_steps"),
     ({"methods": {"m": {"attack": "cw"}}}, 'must be one of "", fgsm-rs, n-fgsm, pgd'),
     ({"methods": {"m": {"attack": "fgsm-rs", "steps": 5}}}, "the fgsm-rs attack fixes its steps"),

@@ -507,3 +507,26 @@ def test_a_verdict_tier_that_misses_breaks_voids_the_model(tmp_path: Path) -> No
     assert rows["score"]["voided_by"] == ["verdict_complete"]
     assert rows["score"]["delta_calibrated"] is None and rows["score"]["speedup_passes"] is None
     assert rows["bullettrain"]["delta_calibrated"] is not None
+
+
+def test_a_class_a_model_gave_up_on_is_named(tmp_path: Path) -> None:
+    """A model that never predicts one class: its overall accuracy moves by a tenth, the
+    report names the class (``class_given_up``) with both accuracies, and voids nothing."""
+    params = params_from_dict({"methods": METHODS, "seeds": [0]})
+    metrics, examples = _write(tmp_path, MEASURED)
+    for path in examples.glob("*.parquet"):
+        table = pd.read_parquet(path)
+        right = table["clean"].to_numpy() == 1
+        label = table["label"].to_numpy()
+        pred = np.where(right, label, (label + 1) % 10)
+        if path.stem == "score-0":
+            pred = np.where(label == 3, 4, pred)  # never says 3
+        table["clean_pred"] = pred.astype(np.int16)
+        table.to_parquet(path)
+    out = report.report(params, metrics, examples, tmp_path / "s.json", tmp_path / "s.md",
+                        None)["methods"]
+    assert list(out["score"]["classes_given_up"]) == ["3"]
+    assert out["score"]["classes_given_up"]["3"]["clean_acc"] == 0.0
+    assert "class_given_up" in out["score"]["checks_failed"] and not out["score"]["voided_by"]
+    assert all(not r["classes_given_up"] for n, r in out.items() if n != "score")
+    assert "score: class 3 0.0 % vs" in (tmp_path / "s.md").read_text()

@@ -123,6 +123,7 @@ def test_scoring_stage_then_prune_method_training(tmp_path, tiny_npz):
                              tmp_path / "t.json", None, cpu, tmp_path / "ck",
                              scores_path=tmp_path / "s.parquet",
                              scores_metrics=tmp_path / "score.json")
-    assert trained["settings"]["selector_options"] == {"score": "el2n", "keep": "hardest"}
+    assert trained["settings"]["selector_options"] == {"score": "el2n", "keep": "hardest",
+                                                       "cut": 0.1, "bins": 50}
     assert trained["final"]["examples"] == 100  # ceil(0.25 * 100) for each of 4 classes
     assert trained["cost"]["select_forward"] == scored["cost"]["forward_passes"]

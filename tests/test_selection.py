@@ -46,7 +46,7 @@ def per_class(indices: torch.Tensor) -> dict[int, int]:
 
 def test_registry():
     assert set(SELECTORS) == {"full", "random", "random-online", "prune", "coreset-craig",
-                              "coreset-gradmatch", "glister"}
+                              "coreset-gradmatch", "glister", "infobatch"}
     assert SELECTORS["full"] is Full
     assert SELECTORS["random"] is RandomStatic
     assert SELECTORS["random-online"] is RandomOnline
@@ -195,3 +195,28 @@ def test_head_inputs_capture_the_penultimate_features_and_detach_the_hook():
     model(x)
     assert len(captured) == 2  # the hook is gone after the block
     assert torch.equal(with_bias(captured[1])[:, -1], torch.ones(2))
+
+
+def test_coverage_keeps_every_difficulty_level_and_drops_the_hardest() -> None:
+    """CCS per class: the budget is exact, the hardest ``cut`` share is never kept, and the
+    kept scores span the rest of the range, where hardest-first keeps only its top end."""
+    from robustprune.selection.prune import coverage_per_class, top_per_class
+
+    y = torch.arange(400) % 2
+    scores = torch.rand(400, generator=torch.Generator().manual_seed(0)) ** 3  # many easy ones
+    g = torch.Generator().manual_seed(1)
+    kept = coverage_per_class(scores, y, 0.2, 2, cut=0.1, bins=10, generator=g)
+    assert {c: int((y[kept] == c).sum()) for c in (0, 1)} == {0: 40, 1: 40}
+    for c in (0, 1):
+        members = (y == c).nonzero().squeeze(1)
+        hardest = members[torch.argsort(-scores[members])[:20]]
+        assert not torch.isin(hardest, kept).any()
+        mine = scores[kept[y[kept] == c]]
+        rest = scores[members[~torch.isin(members, hardest)]]
+        assert float(mine.min()) < float(rest.quantile(0.1))  # easy ones kept too
+        assert float(mine.max()) > float(rest.quantile(0.9))
+    top = top_per_class(scores, y, 0.2, 2)
+    assert float(scores[top].min()) > float(scores[kept].median())
+    again = coverage_per_class(scores, y, 0.2, 2, cut=0.1, bins=10,
+                               generator=torch.Generator().manual_seed(1))
+    assert torch.equal(kept, again)  # deterministic for a seed

@@ -58,7 +58,7 @@ def finish(trainer: Trainer, result: TrainResult, model_out: Path, metrics_out: 
                                                   ("channels_last", False), ("compile", False))):
         metrics["runtime"] = trainer.runtime
     if distributed.world().main:
-        save_model(trainer.model, spec, model_out, extra={"stage": info["stage"]})
+        save_model(trainer.evaluated, spec, model_out, extra={"stage": info["stage"]})
         atomic_write_json(metrics_out, metrics)
     trainer.discard_checkpoint()
     return metrics

@@ -14,13 +14,14 @@ from robustprune.attacks import build_attack
 from robustprune.data import Splits, load_splits
 from robustprune.errors import InputError, require_file
 from robustprune.objectives import Objective, build_objective
+from robustprune.passes import passes_per_example
 from robustprune.pipeline import CHECKPOINT_ROOT, STATE_FORMAT, file_digest, fingerprint
 from robustprune.pipeline.checkpoints import load_trained
 from robustprune.pipeline.fit import finish
 from robustprune.schema import as_dict
 from robustprune.selection.prune import ScoreTable
 from robustprune.selection.registry import SELECTORS, build_miner, build_selector
-from robustprune.training import Trainer, passes_per_example
+from robustprune.training import Trainer
 
 
 def train(params: Any, seed: int, method: str, data_path: Path, init_path: Path,
@@ -68,7 +69,8 @@ def train(params: Any, seed: int, method: str, data_path: Path, init_path: Path,
                       attack=attack, selector=selector,
                       miner=build_miner(m.miner, m.miner_options), seed=seed, device=device,
                       checkpoint_dir=checkpoint_root / f"train-{key}", live_dir=live_dir,
-                      budget_passes=budget, full_epoch_passes=full_epoch, scale=params.scale)
+                      budget_passes=budget, full_epoch_passes=full_epoch, scale=params.scale,
+                      ema=m.ema)
     result = trainer.run()
     info = {"stage": "train", "seed": seed, "name": method,
             "settings": {**as_dict(m), "objective": as_dict(params.objective),

@@ -107,11 +107,13 @@ def attack_key(settings: dict[str, Any]) -> tuple[Any, ...]:
 
 def same_but_budget(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two runs that differ at most in their pass budget (so the frontier and the baseline
-    are defined by what was trained, not by entry names)."""
+    are defined by what was trained, not by entry names; weight averaging is part of what
+    was trained)."""
     return (a["selector"] == b["selector"] and a["miner"] == b["miner"]
             and a["fraction"] == b["fraction"] and attack_key(a) == attack_key(b)
             and a.get("selector_options") == b.get("selector_options")
-            and a.get("miner_options") == b.get("miner_options"))
+            and a.get("miner_options") == b.get("miner_options")
+            and a.get("ema", 0.0) == b.get("ema", 0.0))
 
 
 def effective(frontier: list[str], cost: dict[str, float], name: str,

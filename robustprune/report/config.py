@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from robustprune.report.load import Clean, Run
 from robustprune.schema import param as _p
 
@@ -26,7 +28,8 @@ model and nothing read from it can be trusted. Not among them: ``pgd_trusted`` (
 over-states the verdict tier: why
 verdicts are read on the stronger tier) and ``curve_reaches_zero`` (accuracy still above
 ``report.curve_zero`` at the largest ε of ``eval.eps_factors``: a prompt to look, which data
-whose classes differ by more than that ε fail legitimately)."""
+whose classes differ by more than that ε fail legitimately) and ``class_given_up`` (a class
+the model abandoned: named with its accuracy; the overall figures already carry its loss)."""
 EQUAL_COST = 0.1
 """A random-selection run counts as "at equal cost" within ±10 % of the method's passes."""
 
@@ -49,6 +52,9 @@ class ReportConfig:
     trust_gap: float = _p(0.005, lo=0.0, doc="flag PGD-k when the verdict tier "
                                              "(APGD-CE+T) is this far below it "
                                              "on the same examples")
+    class_ratio: float = _p(0.25, lo=0.0, hi=1.0, doc="name a class given up on: its clean "
+                                                      "accuracy below this share of the "
+                                                      "clean-trained model's on that class")
     curve_zero: float = _p(0.05, lo=0.0, hi=1.0, doc="accuracy at the largest eps of the curve "
                                                      "must be <= this")
     target_drop: float = _p(0.01, lo=0.0, hi=1.0, doc="time-to-accuracy target: the "
@@ -77,11 +83,47 @@ def collapsed_epochs(history: list[dict[str, float]]) -> list[int]:
             if row.get("collapsed")]
 
 
+def class_accuracy(table: dict[str, Any], num: int) -> np.ndarray:
+    """Clean accuracy per class on the examples the clean tier evaluated (NaN: none)."""
+    pred, label = table["clean_pred"], table["label"]
+    done = pred >= 0
+    out = np.full(num, np.nan)
+    for c in range(num):
+        mine = done & (label == c)
+        if mine.any():
+            out[c] = float((pred[mine] == c).mean())
+    return out
+
+
+def classes_given_up(runs: dict[int, Run], clean: Clean,
+                     cfg: ReportConfig) -> dict[int, tuple[float, float]]:
+    """Classes one method gave up on, on any seed: clean accuracy on the class below
+    ``report.class_ratio`` × the same seed's clean-trained model's on it (class → the two
+    accuracies, mean over such seeds). Overall accuracy hides this: a pruned run that never
+    predicts one class of ten loses at most ten points and may still look merely weaker."""
+    hits: dict[int, list[tuple[float, float]]] = {}
+    for seed, run in runs.items():
+        if seed not in clean or "clean_pred" not in run["examples"] or (
+                "clean_pred" not in clean[seed]["examples"]):
+            continue
+        ref_table = clean[seed]["examples"]
+        num = int(max(run["examples"]["label"].max(), ref_table["label"].max())) + 1
+        mine, ref = class_accuracy(run["examples"], num), class_accuracy(ref_table, num)
+        for c in range(num):
+            if not np.isnan(mine[c]) and not np.isnan(ref[c]) and (
+                    mine[c] < cfg.class_ratio * ref[c]):
+                hits.setdefault(c, []).append((float(mine[c]), float(ref[c])))
+    return {c: (round(float(np.mean([a for a, _ in v])), 6),
+                round(float(np.mean([b for _, b in v])), 6)) for c, v in sorted(hits.items())}
+
+
 def method_checks(runs: dict[int, Run], clean: Clean, cfg: ReportConfig) -> list[str]:
     """Names of the failed checks of one method, over all its seeds: its evaluations', clean
-    accuracy collapsed against the same seed's clean-trained model, and catastrophic
-    overfitting during training."""
+    accuracy collapsed against the same seed's clean-trained model (overall, and on any
+    class: ``class_given_up``), and catastrophic overfitting during training."""
     failed: set[str] = set()
+    if classes_given_up(runs, clean, cfg):
+        failed.add("class_given_up")
     for seed, run in runs.items():
         failed.update(eval_failed(run["eval"], cfg))
         if seed in clean and run["eval"]["clean_acc"] < (

@@ -121,6 +121,14 @@ def markdown(summary: Summary, clean: Clean, goal: list[TargetResult], baseline:
               "| target | method | measured | verdict |", "|---|---|---|---|"]
     lines += [f"| {t.target.label} | {t.method or '–'} | {t.measured} | {t.verdict} |"
               for t in goal]
+    given_up = {n: r.classes_given_up for n, r in summary.items() if r.classes_given_up}
+    if given_up:
+        lines += ["", "Classes given up (`class_given_up`: clean accuracy on the class below "
+                  f"`report.class_ratio` = {cfg.class_ratio:g} × the clean-trained model's on "
+                  "it): " + "; ".join(
+                      f"{n}: " + ", ".join(f"class {c} {100 * a:.1f} % vs {100 * b:.1f} %"
+                                           for c, (a, b) in cls.items())
+                      for n, cls in given_up.items()) + "."]
     blocked_runs = {n: r.blocked_by for n, r in summary.items() if r.blocked_by}
     if blocked_runs:
         lines += ["", "Blocked comparisons (no Δ, speed-up, frontier point or verdict is "

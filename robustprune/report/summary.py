@@ -17,7 +17,13 @@ import numpy as np
 from robustprune.errors import InputError
 from robustprune.objectives import OBJECTIVES
 from robustprune.report.budget import BudgetMatched, budget_matched
-from robustprune.report.config import VOIDING, ReportConfig, blocked_by, method_checks
+from robustprune.report.config import (
+    VOIDING,
+    ReportConfig,
+    blocked_by,
+    classes_given_up,
+    method_checks,
+)
 from robustprune.report.load import Clean, Runs, check_pairing
 from robustprune.report.paired import (
     VERDICT,
@@ -73,6 +79,7 @@ class MethodSummary:
     speedup_passes: float | None
     speedup_seconds: float | None
     checks_failed: list[str]
+    classes_given_up: dict[int, tuple[float, float]]
     voided_by: list[str]
     blocked_by: list[str]
     corruption: CorruptionSummary | None
@@ -113,6 +120,8 @@ class MethodSummary:
             "passes": self.passes, "seconds": self.seconds,
             "relative_cost": self.relative_cost, "speedup_passes": self.speedup_passes,
             "speedup_seconds": self.speedup_seconds, "checks_failed": self.checks_failed,
+            "classes_given_up": {str(c): {"clean_acc": a, "clean_trained_acc": b}
+                                 for c, (a, b) in self.classes_given_up.items()},
             "voided_by": self.voided_by, "blocked_by": self.blocked_by,
             "checks_passed": self.checks_passed,
             "corruption": None if self.corruption is None else self.corruption.as_dict(),
@@ -183,6 +192,7 @@ def summarise(runs: Runs, clean: Clean, baseline: str, cfg: ReportConfig) -> Sum
             speedup_seconds=(round(secs[baseline] / max(secs[name], 1e-9), 3) if compare
                              else None),
             checks_failed=checks[name], voided_by=voided[name], blocked_by=blocked[name],
+            classes_given_up=classes_given_up(by_seed, clean, cfg),
             corruption=corruption(name, runs, clean, ex, baseline, seeds, compare),
             matched=matched[name])
     return out

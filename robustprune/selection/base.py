@@ -88,6 +88,12 @@ class SubsetSelector:
     def select(self, ctx: SelectionContext) -> Selection:
         raise NotImplementedError
 
+    def observe(self, logits_adv: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> None:
+        """Feedback after each training step, as miners get it: the logits the step trained
+        on, their labels and positions (a selector that reuses training's own losses, such as
+        InfoBatch, needs no scoring pass of its own)."""
+        del logits_adv, y, idx
+
     def state_dict(self) -> dict[str, Any]:
         """Whatever must survive a kill-and-resume (e.g. the current coreset)."""
         return {}

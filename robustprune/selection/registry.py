@@ -22,6 +22,7 @@ from robustprune.selection.bullettrain import BulletTrain
 from robustprune.selection.coreset import CoresetCRAIG, CoresetGradMatch
 from robustprune.selection.full import Full
 from robustprune.selection.glister import Glister
+from robustprune.selection.infobatch import InfoBatch
 from robustprune.selection.prune import Prune
 from robustprune.selection.random_subset import RandomOnline, RandomStatic
 
@@ -29,7 +30,7 @@ SELECTORS: Registry[type[SubsetSelector]] = Registry.collect("selector", SubsetS
 MINERS: Registry[type[BatchMiner]] = Registry.collect("miner", BatchMiner, vars())
 
 __all__ = ["MINERS", "SELECTORS", "BulletTrain", "CoresetCRAIG", "CoresetGradMatch", "Full",
-           "Glister", "Method", "MethodKeys", "Prune", "RandomOnline", "RandomStatic",
+           "Glister", "InfoBatch", "Method", "MethodKeys", "Prune", "RandomOnline", "RandomStatic",
            "build_method", "build_methods", "build_miner", "build_selector"]
 
 
@@ -64,6 +65,10 @@ class MethodKeys:
     budget: float = _p(0.0, lo=0.0, doc="0 = train for train.epochs; else the example-passes "
                                         "to spend, as a share of full-data training's at "
                                         "train.epochs (the LR schedule anneals to it)")
+    ema: float = _p(0.0, lo=0.0, hi=0.99999, doc="weight averaging: the decay per step of an EMA "
+                                                "of the weights and batch-norm buffers, which "
+                                                "is validated, saved and evaluated (e.g. "
+                                                "0.999); 0 = off")
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class Method:
     miner_options: Any
     attack: AttackConfig
     budget: float = 0.0
+    ema: float = 0.0
 
 
 def build_method(raw: Any, prefix: str, attack: AttackConfig) -> Method:
@@ -111,7 +117,7 @@ def build_method(raw: Any, prefix: str, attack: AttackConfig) -> Method:
                                    steps=keys.steps or attack.steps)
     return Method(selector=keys.selector, fraction=keys.fraction, selector_options=sel_opts,
                   miner=keys.miner, miner_options=miner_opts, attack=resolved,
-                  budget=keys.budget)
+                  budget=keys.budget, ema=keys.ema)
 
 
 def build_methods(raw: Any, loaded: Mapping[str, Any]) -> dict[str, Method]:
