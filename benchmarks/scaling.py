@@ -4,9 +4,9 @@ the N-process run's figures are from the one-process run's.
 
     python benchmarks/scaling.py --nproc 1 2 --method full --epochs 1
 
-Both runs start from the same warm-up model and data (``--work``: the long-regime work
-directory's ``dataset.npz`` and ``warmup-s<seed>.pt``, made by ``long_regime.py`` from
-params.yaml; made here if missing) with the committed params.yaml, ``train.epochs`` set to
+Both runs start from the default pipeline's prepared data and warm-up model
+(``data/prepared/dataset.npz`` and ``models/warmup-s<seed>.pt``: run ``dvc repro warmup`` first)
+with the committed params.yaml, ``train.epochs`` set to
 ``--epochs`` and ``scale.nproc`` to each count, through the same launcher dvc.yaml uses
 (``python -m robustprune.launch``). On one machine the processes share its cores: each gets
 ROBUSTPRUNE_THREADS / LOCAL_WORLD_SIZE threads (2 and 1 here), so on a 2-core CPU the
@@ -32,19 +32,14 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from robustprune.config import params_from_dict  # noqa: E402
-from robustprune.pipeline import api as pipeline  # noqa: E402
 
-
-def _prepare(work: Path, params: dict[str, Any], seed: int) -> tuple[Path, Path]:
-    data, warm = work / "dataset.npz", work / f"warmup-s{seed}.pt"
-    p = params_from_dict(params)
-    if not data.is_file():
-        pipeline.prepare(p, data)
-    if not warm.is_file():
-        pipeline.warmup(p, seed, data, warm, work / f"warmup-s{seed}.json", None,
-                        torch.device("cpu"), work / "checkpoints",
-                        forgetting_out=work / f"forgetting-s{seed}.pt")
+def _inputs(seed: int) -> tuple[Path, Path]:
+    """The default pipeline's data and warm-up model (DVC makes them, not this script)."""
+    data, warm = ROOT / "data" / "prepared" / "dataset.npz", ROOT / "models" / f"warmup-s{seed}.pt"
+    for path in (data, warm):
+        if not path.is_file():
+            raise SystemExit(f"error: {path.relative_to(ROOT)} is missing; run `dvc repro "
+                             f"warmup@{seed}` first")
     return data, warm
 
 
@@ -56,14 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    p.add_argument("--work", type=Path, default=ROOT / ".cache" / "long-regime")
+    p.add_argument("--work", type=Path, default=ROOT / ".cache" / "scaling",
+                   help="scratch folder for the runs' outputs")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     base = yaml.safe_load(args.params.read_text())
     args.work.mkdir(parents=True, exist_ok=True)
-    data, warm = _prepare(args.work, base, args.seed)
+    data, warm = _inputs(args.seed)
     runs: dict[int, dict[str, Any]] = {}
-    scratch = args.work / "scaling"
+    scratch = args.work
     for n in args.nproc:
         d = scratch / f"n{n}"
         d.mkdir(parents=True, exist_ok=True)

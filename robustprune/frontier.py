@@ -13,13 +13,22 @@ the logarithm of training length), on the running maximum of the frontier (more 
 buys less accuracy; a dip between budgets is noise). Outside the budgets trained the cost is
 not extrapolated: it is *censored*, reported as "≤ the smallest budget" or "≥ the largest".
 
-Uncertainty: a bootstrap that resamples test examples (the same resample for every model, so
-the comparison stays paired) and, where a model has several seeds, its seeds. The interval is
-the percentile interval of the resampled speed-ups; a censored end is marked as a bound.
+Uncertainty, by inverting the paired test: a cost c is in the 95 % set when the interval of
+D(c) = (method's accuracy − the frontier's interpolated accuracy at c) contains 0. D(c) is a
+linear combination of per-example outcomes of the method and the two frontier runs around c
+(paired example by example and seed by seed), so its interval is the crossed example × seed
+model of :func:`robustprune.stats.crossed` (two-phase when calibrated): with several seeds it
+carries the training noise (the generalized pivot up to three seeds, Satterthwaite beyond),
+with one seed it is conditional on that seed. The speed-up interval is the set's ends ÷ the
+method's cost; an end at the frontier's smallest or largest budget is censored (a bound).
+Coverage is checked by simulation (tests/test_frontier.py). A bootstrap over examples and
+seeds (:class:`Resampled`'s ``draws``) is kept for the accuracies themselves; with three seeds
+it has only ten distinct seed resamples, too few to bound the training noise of a speed-up.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,10 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from robustprune.stats import Verdict
+from robustprune.stats import Interval, Verdict, crossed, seeds_two_phase
 
 DRAWS = 2000
 """Bootstrap resamples: percentile bounds at 95 % move by < 0.01× between seeds of the RNG."""
+GRID = 400
+"""Candidate costs per frontier span (log-spaced) at which the paired test is inverted."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +151,7 @@ class Resampled:
                     raise ValueError(f"Resampled: {k} has {len(mats[k])} seeds but "
                                      f"{len(g)} calibration rows")
         self.calibrated = bool(gaps)
+        self.correct, self.gap, self.n = mats, gaps, n
         self.point = {k: float(m.mean()) + (float(gaps[k].mean()) if gaps else 0.0)
                       for k, m in mats.items()}
         self.draws = {k: np.empty(draws) for k in mats}
@@ -157,32 +169,64 @@ class Resampled:
                 self.draws[k][b] = value
 
 
-def _order_bound(values: np.ndarray, sides: np.ndarray, q: float) -> Bound:
-    order = np.lexsort((sides, values))
-    k = order[min(len(order) - 1, max(0, math.floor(q * (len(order) - 1))))]
-    return Bound(float(values[k]), int(sides[k]))
+    def combination(self, weights: Mapping[str, float], conf: float = 0.95) -> Interval:
+        """Σ_k w_k·accuracy_k with its interval: per example and seed the same combination of
+        the models' outcomes (paired), through the crossed example × seed model (two-phase
+        when calibrated). Every model must have the same seeds."""
+        seeds = {len(self.correct[k]) for k in weights}
+        if len(seeds) != 1:
+            raise ValueError("combination: the models must have the same seeds")
+        (count,) = seeds
+        p = sum(w * self.correct[k].astype(float) for k, w in weights.items())
+        if self.gap:
+            c = sum(w * self.gap[k] for k, w in weights.items())
+            return seeds_two_phase([(p[s], c[s]) for s in range(count)], conf)
+        return crossed([np.asarray(p, dtype=float) / self.n], conf).interval(
+            self.n, count, "crossed", -math.inf, math.inf)
 
 
 def effective_speedup(frontier: Sequence[tuple[str, float]], method: str, cost: float,
                       acc: Resampled, conf: float = 0.95) -> Speedup:
     """Effective speed-up of ``method`` (spending ``cost``) against ``frontier``, a list of
-    (model, cost) pairs with at least two distinct costs."""
+    (model, cost) pairs with at least two distinct costs: the point estimate on the frontier's
+    running maximum, the interval by inverting the paired test (module docstring)."""
     points = sorted(frontier, key=lambda p: p[1])
     costs = [c for _, c in points]
+    reach, side = cost_to_reach(costs, [acc.point[m] for m, _ in points], acc.point[method])
+    low, high = inverted_interval(points, method, acc, conf)
+    return Speedup(Bound(reach / cost, side), Bound(low[0] / cost, low[1]),
+                   Bound(high[0] / cost, high[1]), conf)
 
-    def ratio(accs: list[float], target: float) -> tuple[float, int]:
-        reach, side = cost_to_reach(costs, accs, target)
-        return reach / cost, side
 
-    est = ratio([acc.point[m] for m, _ in points], acc.point[method])
-    n = len(acc.draws[method])
-    values, sides = np.empty(n), np.empty(n, dtype=int)
-    for b in range(n):
-        values[b], sides[b] = ratio([float(acc.draws[m][b]) for m, _ in points],
-                                    float(acc.draws[method][b]))
-    alpha = (1 - conf) / 2
-    return Speedup(Bound(*est), _order_bound(values, sides, alpha),
-                   _order_bound(values, sides, 1 - alpha), conf)
+def inverted_interval(points: Sequence[tuple[str, float]], method: str, acc: Resampled,
+                      conf: float = 0.95) -> tuple[tuple[float, int], tuple[float, int]]:
+    """The ends (cost, censoring side) of the set of costs c where the interval of the
+    method's accuracy minus the frontier's log-linear interpolation at c contains 0.
+
+    Scanned on :data:`GRID` log-spaced costs per span between neighbouring budgets. An end at
+    the smallest budget is "≤" (the frontier does not reach lower costs), at the largest "≥".
+    When no cost is in the set, the method is wholly above (or below) every budget: both ends
+    are that budget, censored."""
+    inside: list[tuple[float, bool]] = []
+    for (m0, c0), (m1, c1) in itertools.pairwise(points):
+        if c1 <= c0:
+            continue
+        for w in np.linspace(0.0, 1.0, GRID, endpoint=(c1 == points[-1][1])):
+            weights: dict[str, float] = {method: 1.0}
+            weights[m0] = weights.get(m0, 0.0) - (1.0 - w)
+            weights[m1] = weights.get(m1, 0.0) - w
+            iv = acc.combination(weights, conf)
+            c = math.exp(math.log(c0) + w * (math.log(c1) - math.log(c0)))
+            inside.append((c, iv.low <= 0.0 <= iv.high))
+    smallest, largest = points[0][1], points[-1][1]
+    kept = [c for c, ok in inside if ok]
+    if not kept:  # the method's accuracy is outside the frontier's range, decisively
+        above = acc.point[method] > max(acc.point[m] for m, _ in points)
+        end = (largest, 1) if above else (smallest, -1)
+        return end, end
+    lo, hi = min(kept), max(kept)
+    return ((lo, -1) if lo <= smallest * (1 + 1e-9) else (lo, 0),
+            (hi, 1) if hi >= largest * (1 - 1e-9) else (hi, 0))
 
 
 def first_reaching(history: Sequence[Mapping[str, float]], target: float,

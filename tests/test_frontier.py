@@ -116,3 +116,48 @@ def test_calibrated_accuracy_intervals_cover_the_strong_attacks_accuracy():
         covered += lo <= truth <= hi
         assert acc.calibrated
     assert 0.91 <= covered / sims <= 0.99, covered / sims
+
+
+def _draw_frontier(rng: np.random.Generator, seeds: int, seed_sd: float, n: int,
+                   gap: bool) -> tuple[Resampled, float]:
+    """One experiment: frontier runs at costs 1, 2, 4 (true accuracies 0.50, 0.60, 0.66) and a
+    method at cost 1 with true accuracy 0.57, so its true effective speed-up is 2^0.7. Every
+    model and seed sees the same examples (a shared latent difficulty u_i) with its own seed
+    effect and per-example noise; with ``gap``, a stronger attack breaks a further 3 % of the
+    first n/5 examples (the calibrated, two-phase reading)."""
+    truth = {"f1": 0.50, "f2": 0.60, "f4": 0.66, "m": 0.57}
+    u = rng.random(n)
+    correct, gaps = {}, {}
+    for k, t in truth.items():
+        t_s = t + 0.03 + rng.normal(0.0, seed_sd, seeds)  # +3 %: what the gap takes back
+        correct[k] = (u[None, :] + rng.normal(0.0, 0.05, (seeds, n)) < t_s[:, None])
+        if not gap:
+            correct[k] = (u[None, :] + rng.normal(0.0, 0.05, (seeds, n)) < (t_s - 0.03)[:, None])
+        else:
+            m = n // 5
+            broken = rng.random((seeds, m)) < 0.03 / (t + 0.03)
+            gaps[k] = -(correct[k][:, :m] & broken).astype(float)
+    acc = Resampled(correct, draws=1, gap=gaps if gap else None)
+    return acc, 2 ** 0.7
+
+
+@pytest.mark.parametrize(("seeds", "seed_sd", "gap", "lo", "hi"), [
+    (1, 0.0, False, 0.93, 0.97),    # test noise only: the conditional interval is exact
+    (1, 0.0, True, 0.93, 0.97),     # the two-phase (calibrated) reading
+    (3, 0.012, False, 0.93, 0.995),  # seed noise as large as test noise: the pivot, conservative
+])
+def test_effective_speedup_intervals_cover_the_true_speedup(monkeypatch, seeds, seed_sd, gap,
+                                                            lo, hi):
+    """The inverted paired test covers the true effective speed-up at the nominal 95 %, with
+    one seed (test noise) and with three (seed noise included), on PGD and calibrated data."""
+    import robustprune.frontier as frontier
+
+    monkeypatch.setattr(frontier, "GRID", 40)
+    rng = np.random.default_rng(11 + seeds + 2 * gap)
+    hits, draws = 0, 300
+    for _ in range(draws):
+        acc, true = _draw_frontier(rng, seeds, seed_sd, 800, gap)
+        sp = effective_speedup([("f1", 1.0), ("f2", 2.0), ("f4", 4.0)], "m", 1.0, acc)
+        hits += sp.low.value <= true <= sp.high.value
+    print(f"coverage {hits / draws:.3f}")
+    assert lo <= hits / draws <= hi, hits / draws

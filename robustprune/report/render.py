@@ -113,8 +113,10 @@ def markdown(summary: Summary, clean: Clean, goal: list[TargetResult], baseline:
               f"{', '.join(frontier)} ({baseline} at other budgets); effective speed-up = the "
               f"passes (or seconds) at which the frontier reaches a run's {scale} accuracy "
               "÷ the run's own, interpolated in log-cost, ≤/≥ where it lies outside the "
-              "frontier's budgets; interval: bootstrap over test examples"
-              + (" and seeds" if len(seeds) > 1 else "") + ". Random at equal cost: a "
+              "frontier's budgets; interval: the costs at which the paired Δ to the "
+              "interpolated frontier is not significant (over test examples"
+              + (" and seeds" if len(seeds) > 1 else "; one seed: conditional on it")
+              + "). Random at equal cost: a "
               f"random-selection run within ±{100 * EQUAL_COST:g} % of the passes, compared by "
               "the calibrated Δ. Time to target: first epoch whose validation "
               f"{val} accuracy reaches {baseline}'s final one minus `report.target_drop`.", "",

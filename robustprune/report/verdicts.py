@@ -8,9 +8,10 @@ the two cannot drift apart.
 
 Verdicts are read from intervals, never from point estimates alone: pass speed-ups are
 deterministic counts (and wall-clock), the Δ part is read from the interval of the
-APGD-CE+T-calibrated Δ (PGD-k without the verdict tier; the corruption Δ for AugMix), the effective
-speed-up from its bootstrap interval: met when the whole interval clears the bound, not met
-when it lies wholly below, else inconclusive. Every candidate is judged: the target is met when
+APGD-CE+T-calibrated Δ (PGD-k without the verdict tier; the corruption Δ for AugMix), the
+effective speed-up from its interval (the inverted paired test, :mod:`robustprune.frontier`):
+met when the whole interval clears the bound, not met when it lies wholly below, else
+inconclusive. Every candidate is judged: the target is met when
 any candidate meets it, not met only when every candidate misses it, else inconclusive; the
 result names the deciding candidate (the best-scored one with that verdict) and lists each
 candidate's verdict. A candidate that a voiding check blocks is left out and named; with none
