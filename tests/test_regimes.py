@@ -75,7 +75,7 @@ def test_a_regime_runs_with_dvc_repro_inside_its_folder(tmp_path: Path, tiny_npz
     (regime / "params.yaml").write_text(yaml.safe_dump(raw))
     _run([sys.executable, "benchmarks/regimes/build.py", "tiny"], repo)
     out = _run(["dvc", "repro", "benchmarks/regimes/tiny/dvc.yaml"], repo)
-    assert "Running stage 'report'" in out
+    assert "Running stage 'benchmarks/regimes/tiny/dvc.yaml:report'" in out
     summary = json.loads((regime / "metrics" / "summary.json").read_text())
     assert set(summary["methods"]) == {"full", "full-ema"}
     assert (regime / "dvc.lock").is_file() and (regime / "models" / "full-ema-0.pt").is_file()
