@@ -31,7 +31,7 @@ REGIMES = _build().regimes()
 
 
 def test_there_are_regimes() -> None:
-    assert {"selection", "long", "long-trades", "augmix", "seeds"} <= set(REGIMES)
+    assert {"averaging", "long", "long-trades", "augmix", "seeds"} <= set(REGIMES)
 
 
 @pytest.mark.parametrize("name", REGIMES)
