@@ -11,6 +11,7 @@ from torch import nn
 from robustprune.attacks import PGD
 from robustprune.config import params_from_dict
 from robustprune.cost import CostMeter, CountingModel
+from robustprune.errors import ConfigError
 from robustprune.objectives import MART, PGDAT, TRADES
 from robustprune.selection.base import SelectionContext
 from robustprune.selection.coreset import (
@@ -18,6 +19,7 @@ from robustprune.selection.coreset import (
     CoresetGradMatch,
     CoresetOptions,
     output_gradients,
+    selection_attack,
 )
 from robustprune.selection.registry import build_selector
 
@@ -113,3 +115,53 @@ def test_same_seed_same_coreset_and_build_from_params():
     m = p.method("gm")
     sel = build_selector(m.selector, m.fraction, 0, m.selector_options)
     assert isinstance(sel, CoresetGradMatch) and sel.every == 3 and not sel.options.features
+
+
+@pytest.mark.parametrize("cls", [CoresetGradMatch, CoresetCRAIG])
+def test_a_pool_is_class_stratified_attacked_alone_and_holds_the_coreset(cls):
+    """With ``pool`` < 1 only a fresh random share of each class is attacked and solved, the
+    budget stays ⌈f·n_c⌉ of the whole class, and the attack cost shrinks with the pool."""
+    n, fraction, pool = 60, 0.2, 0.5  # 20 per class: 10 candidates, budget 4
+    full_ctx = context(tiny_model(), PGDAT(), epoch=0, epochs=2, n=n)
+    with full_ctx.meter.in_phase("select"):
+        cls(fraction, 0, CoresetOptions(warm=0.0)).select(full_ctx)
+    picks = []
+    for epoch in (0, 1):
+        ctx = context(tiny_model(), PGDAT(), epoch=epoch, epochs=2, n=n)
+        sel = cls(fraction, 0, CoresetOptions(warm=0.0, every=1, pool=pool))
+        cand = sel.candidates(ctx)
+        assert torch.bincount(ctx.y_train[cand], minlength=3).tolist() == [10, 10, 10]
+        with ctx.meter.in_phase("select"):
+            s = sel.select(ctx)
+        assert set(s.indices.tolist()) <= set(cand.tolist())
+        assert torch.bincount(ctx.y_train[s.indices], minlength=3).tolist() == [4, 4, 4]
+        assert ctx.meter.forward["select"] * 2 == full_ctx.meter.forward["select"]
+        again = cls(fraction, 0, CoresetOptions(warm=0.0, every=1, pool=pool)).select(
+            context(tiny_model(), PGDAT(), epoch=epoch, epochs=2, n=n))
+        assert torch.equal(again.indices, s.indices) and torch.equal(again.weights, s.weights)
+        picks.append(cand)
+    assert not torch.equal(picks[0], picks[1])  # a fresh pool at each reselection
+
+
+def test_pool_one_is_the_whole_set_and_a_pool_below_the_fraction_is_refused():
+    ctx = context(tiny_model(), PGDAT(), n=30)
+    a = CoresetCRAIG(0.4, 0, CoresetOptions(warm=0.0)).select(ctx)
+    b = CoresetCRAIG(0.4, 0, CoresetOptions(warm=0.0, pool=1.0)).select(
+        context(tiny_model(), PGDAT(), n=30))
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.weights, b.weights)
+    with pytest.raises(ConfigError, match=r"^methods\.cs\.pool = 0\.2: must be >= fraction "
+                                          r"\(0\.3\)"):
+        params_from_dict({"methods": {"cs": {"selector": "coreset-craig", "fraction": 0.3,
+                                             "pool": 0.2}}})
+
+
+def test_select_steps_sets_the_reselection_attack_and_its_cost():
+    train_attack = PGD(eps=0.1, alpha=0.01, steps=10)
+    assert selection_attack(train_attack, 0) is train_attack
+    two = selection_attack(train_attack, 2)
+    assert (two.steps, two.alpha, two.eps) == (2, pytest.approx(0.125), 0.1)
+    ctx = context(tiny_model(), PGDAT(), epoch=0, epochs=1)  # training attack: 3 steps
+    with ctx.meter.in_phase("select"):
+        CoresetGradMatch(0.4, 0, CoresetOptions(warm=0.0, select_steps=1)).select(ctx)
+    assert ctx.meter.forward["select"] == 30 * 1 + 30  # 1 attack step + the gradient forward
+    assert ctx.meter.backward["select"] == 30

@@ -113,6 +113,9 @@ def build_method(raw: Any, prefix: str, attack: AttackConfig) -> Method:
                               "leave it out")
     sel_opts = build(selector_cls.Options, {k: raw[k] for k in sel_keys if k in raw}, prefix)
     miner_opts = build(miner_cls.Options, {k: raw[k] for k in miner_keys if k in raw}, prefix)
+    check = getattr(sel_opts, "check_fraction", None)
+    if check is not None:  # options that constrain the common fraction (a coreset's pool)
+        check(keys.fraction, prefix)
     resolved = dataclasses.replace(attack, name=name, alpha=keys.alpha or attack.alpha,
                                    steps=keys.steps or attack.steps)
     return Method(selector=keys.selector, fraction=keys.fraction, selector_options=sel_opts,
