@@ -21,9 +21,8 @@ model of :func:`robustprune.stats.crossed` (two-phase when calibrated): with sev
 carries the training noise (the generalized pivot up to three seeds, Satterthwaite beyond),
 with one seed it is conditional on that seed. The speed-up interval is the set's ends ÷ the
 method's cost; an end at the frontier's smallest or largest budget is censored (a bound).
-Coverage is checked by simulation (tests/test_frontier.py). A bootstrap over examples and
-seeds (:class:`Resampled`'s ``draws``) is kept for the accuracies themselves; with three seeds
-it has only ten distinct seed resamples, too few to bound the training noise of a speed-up.
+Coverage is checked by simulation (tests/test_frontier.py). No bootstrap: with three seeds it
+has only ten distinct seed resamples, too few to bound the training noise of a speed-up.
 """
 
 from __future__ import annotations
@@ -38,8 +37,6 @@ import numpy as np
 
 from robustprune.stats import Interval, Verdict, crossed, seeds_two_phase
 
-DRAWS = 2000
-"""Bootstrap resamples: percentile bounds at 95 % move by < 0.01× between seeds of the RNG."""
 GRID = 400
 """Candidate costs per frontier span (log-spaced) at which the paired test is inverted."""
 
@@ -114,60 +111,42 @@ def cost_to_reach(costs: Sequence[float], accs: Sequence[float],
     return float(math.exp(math.log(c[j - 1]) + w * (math.log(c[j]) - math.log(c[j - 1])))), 0
 
 
-class Resampled:
-    """Accuracy of each model on the observed test examples and on ``draws`` bootstrap
-    resamples of them and of the seeds. ``correct`` maps a model to a seeds × examples 0/1
+class PairedOutcomes:
+    """Each model's per-example outcomes on the same test examples and seeds, for paired
+    combinations of their accuracies. ``correct`` maps a model to a seeds × examples 0/1
     matrix; all models are cut to their common prefix of examples. Row i is seed i for every
-    model (runs of one seed share its warm-up model and data order), so models with the same
-    seeds get the same seed resample, as the paired Δ intervals treat them.
+    model (runs of one seed share its warm-up model and data order).
 
     With ``gap`` (per model, a seeds × m matrix of strong-attack minus cheap-attack
     correctness on the first m examples: −1, 0 or +1), each accuracy is the two-phase
     calibrated one, the cheap tier's mean over every example plus the mean gap on the subset
     (:func:`robustprune.stats.two_phase`): the frontier is then read on the trusted scale, not
-    on the attack that over-states some models more than others. A resample draws the
-    examples of both phases (the subset independently of the whole, the same draws for every
-    model); the covariance this ignores is of order m/n of the gap's variance."""
+    on the attack that over-states some models more than others."""
 
-    def __init__(self, correct: Mapping[str, np.ndarray], draws: int = DRAWS,
-                 seed: int = 0, gap: Mapping[str, np.ndarray] | None = None) -> None:
+    def __init__(self, correct: Mapping[str, np.ndarray],
+                 gap: Mapping[str, np.ndarray] | None = None) -> None:
         mats = {k: np.atleast_2d(np.asarray(v, dtype=bool)) for k, v in correct.items()}
         n = min(m.shape[1] for m in mats.values())
         if n == 0:
-            raise ValueError("Resampled: no test examples")
+            raise ValueError("PairedOutcomes: no test examples")
         mats = {k: m[:, :n] for k, m in mats.items()}
         gaps: dict[str, np.ndarray] = {}
-        m_sub = 0
         if gap is not None:
             if set(gap) != set(mats):
-                raise ValueError("Resampled: gap must be given for every model or none")
+                raise ValueError("PairedOutcomes: gap must be given for every model or none")
             gaps = {k: np.atleast_2d(np.asarray(v, dtype=float)) for k, v in gap.items()}
             m_sub = min(g.shape[1] for g in gaps.values())
             if m_sub == 0:
-                raise ValueError("Resampled: an empty calibration subset")
+                raise ValueError("PairedOutcomes: an empty calibration subset")
             gaps = {k: g[:, :m_sub] for k, g in gaps.items()}
             for k, g in gaps.items():
                 if len(g) != len(mats[k]):
-                    raise ValueError(f"Resampled: {k} has {len(mats[k])} seeds but "
+                    raise ValueError(f"PairedOutcomes: {k} has {len(mats[k])} seeds but "
                                      f"{len(g)} calibration rows")
         self.calibrated = bool(gaps)
         self.correct, self.gap, self.n = mats, gaps, n
         self.point = {k: float(m.mean()) + (float(gaps[k].mean()) if gaps else 0.0)
                       for k, m in mats.items()}
-        self.draws = {k: np.empty(draws) for k in mats}
-        rng = np.random.default_rng(seed)
-        counts = sorted({len(m) for m in mats.values()})
-        for b in range(draws):
-            idx = rng.integers(0, n, n)
-            rows = {s: rng.integers(0, s, s) if s > 1 else slice(None) for s in counts}
-            sub = rng.integers(0, m_sub, m_sub) if gaps else None
-            for k, m in mats.items():
-                r = rows[len(m)]
-                value = m[r][:, idx].mean()
-                if gaps:
-                    value += gaps[k][r][:, sub].mean()
-                self.draws[k][b] = value
-
 
     def combination(self, weights: Mapping[str, float], conf: float = 0.95) -> Interval:
         """Σ_k w_k·accuracy_k with its interval: per example and seed the same combination of
@@ -186,7 +165,7 @@ class Resampled:
 
 
 def effective_speedup(frontier: Sequence[tuple[str, float]], method: str, cost: float,
-                      acc: Resampled, conf: float = 0.95) -> Speedup:
+                      acc: PairedOutcomes, conf: float = 0.95) -> Speedup:
     """Effective speed-up of ``method`` (spending ``cost``) against ``frontier``, a list of
     (model, cost) pairs with at least two distinct costs: the point estimate on the frontier's
     running maximum, the interval by inverting the paired test (module docstring)."""
@@ -198,7 +177,7 @@ def effective_speedup(frontier: Sequence[tuple[str, float]], method: str, cost: 
                    Bound(high[0] / cost, high[1]), conf)
 
 
-def inverted_interval(points: Sequence[tuple[str, float]], method: str, acc: Resampled,
+def inverted_interval(points: Sequence[tuple[str, float]], method: str, acc: PairedOutcomes,
                       conf: float = 0.95) -> tuple[tuple[float, int], tuple[float, int]]:
     """The ends (cost, censoring side) of the set of costs c where the interval of the
     method's accuracy minus the frontier's log-linear interpolation at c contains 0.

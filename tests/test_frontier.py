@@ -1,4 +1,4 @@
-"""The full-data frontier's arithmetic: interpolation, censoring, bootstrap, verdicts."""
+"""The full-data frontier's arithmetic: interpolation, censoring, paired intervals, verdicts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from robustprune.frontier import (
     Bound,
-    Resampled,
+    PairedOutcomes,
     Speedup,
     cost_to_reach,
     effective_speedup,
@@ -47,26 +47,29 @@ def _nested(rates: dict[str, float], n: int = 2000, seeds: int = 1) -> dict[str,
 
 
 def test_effective_speedup_and_its_interval():
-    acc = Resampled(_nested({"f1": 0.50, "f2": 0.60, "f4": 0.64, "m": 0.62}), draws=400)
+    acc = PairedOutcomes(_nested({"f1": 0.50, "f2": 0.60, "f4": 0.64, "m": 0.62}))
     sp = effective_speedup([("f1", 100.0), ("f2", 200.0), ("f4", 400.0)], "m", 100.0, acc)
     assert sp.estimate.side == 0
     assert sp.estimate.value == pytest.approx(cost_to_reach(
         COSTS, [acc.point[k] for k in ("f1", "f2", "f4")], acc.point["m"])[0] / 100.0)
     assert sp.low.value < sp.estimate.value < sp.high.value
     assert sp.verdict_at_least(1.5) == "met" and sp.verdict_at_least(4.5) == "not met"
-    # the same resamples for every model: deterministic and paired
-    again = Resampled(_nested({"f1": 0.50, "f2": 0.60, "f4": 0.64, "m": 0.62}), draws=400)
-    assert np.array_equal(again.draws["m"], acc.draws["m"])
-    assert np.all(acc.draws["f2"] <= acc.draws["m"])  # nested examples stay nested
+    # paired example by example: m is right on every example f2 is right on, plus 2 %; the
+    # paired interval excludes 0 where two independent ones (SE ≈ 1.1 pts each) would not
+    diff = acc.combination({"m": 1.0, "f2": -1.0})
+    assert 0.0 < diff.low < 0.02 < diff.high < 0.03
+    again = PairedOutcomes(_nested({"f1": 0.50, "f2": 0.60, "f4": 0.64, "m": 0.62}))
+    assert effective_speedup([("f1", 100.0), ("f2", 200.0), ("f4", 400.0)], "m", 100.0,
+                             again) == sp  # deterministic
 
 
 def test_seeds_widen_the_interval_when_they_disagree():
-    one = Resampled(_nested({"a": 0.6}, seeds=3), draws=300)
+    one = PairedOutcomes(_nested({"a": 0.6}, seeds=3)).combination({"a": 1.0})
     mats = _nested({"a": 0.6}, seeds=1)["a"]
     spread = np.concatenate([mats, np.roll(mats, 7, axis=1) & (np.arange(mats.shape[1]) % 3
                                                               > 0)[None], mats])
-    two = Resampled({"a": spread}, draws=300)
-    assert np.std(two.draws["a"]) > np.std(one.draws["a"])
+    two = PairedOutcomes({"a": spread}).combination({"a": 1.0})
+    assert two.high - two.low > 1.5 * (one.high - one.low)
 
 
 def test_censored_bounds_only_count_in_the_direction_they_bound():
@@ -99,27 +102,28 @@ def test_first_reaching_reads_cumulative_cost():
 
 
 def test_calibrated_accuracy_intervals_cover_the_strong_attacks_accuracy():
-    """Coverage simulation of the two-phase resample the frontier is read on: a cheap attack
+    """Coverage simulation of the two-phase reading the frontier is read on: a cheap attack
     on n examples, a stronger one on the first m that breaks 5 % of what the cheap one leaves
-    standing. The 95 % percentile interval of the calibrated accuracy covers the stronger
-    attack's true accuracy in 93-97 % of draws (400 draws: ±2.2 % at 2 SE on top of that)."""
+    standing. The 95 % interval of the calibrated accuracy covers the stronger attack's true
+    accuracy in 93-97 % of draws (400 draws: ±2.2 % at 2 SE on top of that)."""
     rng = np.random.default_rng(7)
     n, m, p_cheap, p_break = 2000, 200, 0.70, 0.05
     truth = p_cheap * (1 - p_break)
     covered, sims = 0, 400
-    for i in range(sims):
+    for _ in range(sims):
         cheap = rng.random(n) < p_cheap
         strong = cheap[:m] & (rng.random(m) >= p_break)
-        acc = Resampled({"a": cheap[None]}, draws=400, seed=i,
-                        gap={"a": (strong.astype(float) - cheap[:m])[None]})
-        lo, hi = np.quantile(acc.draws["a"], [0.025, 0.975])
+        acc = PairedOutcomes({"a": cheap[None]},
+                             gap={"a": (strong.astype(float) - cheap[:m])[None]})
+        iv = acc.combination({"a": 1.0})
+        lo, hi = iv.low, iv.high
         covered += lo <= truth <= hi
         assert acc.calibrated
     assert 0.91 <= covered / sims <= 0.99, covered / sims
 
 
 def _draw_frontier(rng: np.random.Generator, seeds: int, seed_sd: float, n: int,
-                   gap: bool) -> tuple[Resampled, float]:
+                   gap: bool) -> tuple[PairedOutcomes, float]:
     """One experiment: frontier runs at costs 1, 2, 4 (true accuracies 0.50, 0.60, 0.66) and a
     method at cost 1 with true accuracy 0.57, so its true effective speed-up is 2^0.7. Every
     model and seed sees the same examples (a shared latent difficulty u_i) with its own seed
@@ -137,7 +141,7 @@ def _draw_frontier(rng: np.random.Generator, seeds: int, seed_sd: float, n: int,
             m = n // 5
             broken = rng.random((seeds, m)) < 0.03 / (t + 0.03)
             gaps[k] = -(correct[k][:, :m] & broken).astype(float)
-    acc = Resampled(correct, draws=1, gap=gaps if gap else None)
+    acc = PairedOutcomes(correct, gap=gaps if gap else None)
     return acc, 2 ** 0.7
 
 

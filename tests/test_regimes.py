@@ -43,6 +43,38 @@ def test_each_regime_pipeline_is_the_default_rewritten(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", REGIMES)
+def test_each_regime_params_are_the_default_with_only_its_changes(name: str) -> None:
+    """Committed params.yaml == the default params.yaml with regime.yaml's values: a default
+    changed later cannot be silently kept stale by a regime's copy."""
+    folder = ROOT / "benchmarks" / "regimes" / name
+    committed = (folder / "params.yaml").read_text()
+    assert committed == _build().params_text(name), (
+        f"rerun: python benchmarks/regimes/build.py {name}")
+    changes = yaml.safe_load((folder / "regime.yaml").read_text())["set"]
+    default, regime = (yaml.safe_load((ROOT / "params.yaml").read_text()),
+                       yaml.safe_load(committed))
+    for section, value in default.items():
+        if isinstance(value, dict) and section != "methods":
+            for key, v in value.items():
+                want = changes.get(f"{section}.{key}", v)
+                assert regime[section][key] == want, f"{section}.{key}"
+        else:
+            assert regime[section] == changes.get(section, value), section
+
+
+def test_a_regime_key_that_is_not_in_the_default_is_refused(tmp_path: Path, monkeypatch) -> None:
+    build = _build()
+    monkeypatch.setattr(build, "REGIMES", tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "regime.yaml").write_text("about: x\nset:\n  train.epoch: 16\n")
+    with pytest.raises(build.RegimeError, match=r"regime\.yaml: set\.train\.epoch: no such key"):
+        build.params_text("bad")
+    lines = build._set(["train:", "  epochs: 4   # robust epochs", "eval:", "  n: 1"],
+                       "train.epochs", 16)
+    assert lines == ["train:", "  epochs: 16  # robust epochs", "eval:", "  n: 1"]
+
+
+@pytest.mark.parametrize("name", REGIMES)
 def test_each_regime_reads_its_own_params_and_writes_only_in_its_folder(name: str) -> None:
     prefix = f"benchmarks/regimes/{name}"
     load_params(ROOT / prefix / "params.yaml")  # the whole file is valid
@@ -65,14 +97,15 @@ def test_each_regime_reads_its_own_params_and_writes_only_in_its_folder(name: st
 
 
 def test_a_regime_runs_with_dvc_repro_inside_its_folder(tmp_path: Path, tiny_npz: Path) -> None:
-    raw = tiny_params(tiny_npz, methods={"full": {}, "full-ema": {"ema": 0.9}},
+    raw = tiny_params(tiny_npz, methods={"full": {}},
                       warmup={"epochs": 1}, train={"epochs": 1}, eval={"n_curve": 0},
                       corruptions={"n": 8})
     repo = _project(tmp_path, raw)
     regime = repo / "benchmarks" / "regimes" / "tiny"
     regime.mkdir(parents=True)
     shutil.copy2(ROOT / "benchmarks" / "regimes" / "build.py", repo / "benchmarks" / "regimes")
-    (regime / "params.yaml").write_text(yaml.safe_dump(raw))
+    (regime / "regime.yaml").write_text(yaml.safe_dump(
+        {"about": "a tiny regime", "set": {"methods": {"full": {}, "full-ema": {"ema": 0.9}}}}))
     _run([sys.executable, "benchmarks/regimes/build.py", "tiny"], repo)
     out = _run(["dvc", "repro", "benchmarks/regimes/tiny/dvc.yaml"], repo)
     assert "Running stage 'benchmarks/regimes/tiny/dvc.yaml:report'" in out

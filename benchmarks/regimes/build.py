@@ -1,9 +1,13 @@
-"""Write each benchmark regime's ``dvc.yaml`` from the default pipeline's.
+"""Write each benchmark regime's ``params.yaml`` and ``dvc.yaml`` from the default pipeline's.
 
-A regime is a folder ``benchmarks/regimes/<name>/`` holding a complete ``params.yaml`` (the
-default's with the regime's changes: epochs, objective, methods, seeds …) and a ``dvc.yaml``
-with the default pipeline's stages, run from the repository root (``wdir``) on that params
-file, every output under the regime's folder. So a regime is an ordinary DVC pipeline: cached,
+A regime is a folder ``benchmarks/regimes/<name>/`` holding a ``regime.yaml`` (what it measures,
+``about``, and the keys it changes, ``set``: ``seeds``, ``section.key`` or the whole
+``methods`` mapping). From it this script writes a complete ``params.yaml`` (the default's text,
+comments included, with those values) and a ``dvc.yaml`` with the default pipeline's stages,
+run from the repository root (``wdir``) on that params file, every output under the regime's
+folder. A regime's params are therefore the default's except for what it names: a default
+changed later reaches every regime at the next run of this script, and ``dvc status`` on the
+regime then shows the params that moved. So a regime is an ordinary DVC pipeline: cached,
 run-cacheable, resumable stage by stage, its ``dvc.lock`` and report committed beside it, and
 ``dvc status``, ``dvc metrics diff`` and ``dvc plots diff`` work on it like on the default.
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,111 @@ HEADER = """\
 # repository root on this folder's params.yaml, every output in this folder.
 # Run: dvc repro {p}/dvc.yaml   Status: dvc status {p}/dvc.yaml
 """
+
+
+class RegimeError(ValueError):
+    """A regime.yaml that cannot be applied (one line: the file, the key, what is wrong)."""
+
+
+def _flow(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True,
+                          sort_keys=False)
+    return text.removesuffix("\n...\n").strip()
+
+
+def _find(lines: list[str], key: str) -> int | None:
+    """The line of ``key`` (``name`` at the top level or ``section.name`` one level down)."""
+    section, _, name = key.rpartition(".")
+    start, indent = 0, ""
+    if section:
+        top = [i for i, ln in enumerate(lines) if re.match(rf"^{re.escape(section)}:", ln)]
+        if not top:
+            return None
+        start, indent = top[0] + 1, "  "
+    for i in range(start, len(lines)):
+        if section and lines[i] and not lines[i][0].isspace() and not lines[i].startswith("#"):
+            return None  # the next section: the key is not in this one
+        if re.match(rf"^{indent}{re.escape(name)}:(\s|$)", lines[i]):
+            return i
+    return None
+
+
+def _set(lines: list[str], key: str, value: Any) -> list[str]:
+    """``lines`` with ``key``'s value replaced, its comment kept in its column. A block value
+    (nested lines) is replaced as a whole; its leading comment lines (the key's documentation)
+    stay. ``methods`` is written one entry per line, any other value inline."""
+    i = _find(lines, key)
+    if i is None:
+        raise RegimeError(f"set.{key}: no such key in the default params.yaml")
+    m = re.match(r"^\s*[\w-]+:", lines[i])
+    assert m is not None, lines[i]
+    head, rest = m.group(0), lines[i][m.end():]
+    hash_at = re.search(r"(^|\s)#", rest)  # values hold no '#': the first one starts a comment
+    inline = (rest[:hash_at.start()] if hash_at else rest).strip()
+    comment = rest[hash_at.start():] if hash_at else ""
+    depth = len(head) - len(head.lstrip())
+    end = i + 1
+    kept: list[str] = []
+    if not inline:  # a block value: the more indented (or top-level "- ") lines that follow
+        seen_value = False
+        while end < len(lines):
+            ln = lines[end]
+            inside = ln.strip() != "" and (len(ln) - len(ln.lstrip()) > depth
+                                           or (depth == 0 and ln.startswith("- ")))
+            if not inside:
+                break
+            if ln.lstrip().startswith("#"):
+                if not seen_value:
+                    kept.append(ln)
+            else:
+                seen_value = True
+            end += 1
+    pad = " " * (depth + 2)
+    if key == "methods" and isinstance(value, dict):
+        first = head + rest.rstrip() if not inline else head
+        body = [f"{pad}{name}: {_flow(entry or {})}" for name, entry in value.items()]
+        return [*lines[:i], first, *kept, *body, *lines[end:]]
+    new = f"{head} {_flow(value)}"
+    if comment:
+        column = len(head) + len(rest) - len(comment.lstrip())
+        new = new.ljust(column - 1) + " " + comment.strip()
+    return [*lines[:i], new, *kept, *lines[end:]]
+
+
+def params_text(name: str) -> str:
+    """The regime's params.yaml: the default's text with ``regime.yaml``'s values, checked by
+    loading both (the file must mean exactly the default with those keys changed)."""
+    path = REGIMES / name / "regime.yaml"
+    spec = yaml.safe_load(path.read_text()) or {}
+    changes = spec.get("set") or {}
+    unknown = sorted(set(spec) - {"about", "set"})
+    if unknown:
+        raise RegimeError(f"{path}: {unknown[0]}: unknown key; allowed: about, set")
+    default_text = (ROOT / "params.yaml").read_text()
+    lines = default_text.splitlines()
+    while lines and (lines[0].startswith("#") or not lines[0].strip()):
+        lines.pop(0)  # the default's own header
+    expected = yaml.safe_load(default_text)
+    for key, value in changes.items():
+        try:
+            lines = _set(lines, str(key), value)
+        except RegimeError as err:
+            raise RegimeError(f"{path}: {err}") from None
+        section, _, leaf = str(key).rpartition(".")
+        (expected[section] if section else expected)[leaf] = value
+    about = textwrap.wrap(f"Benchmark regime `{name}`: {spec.get('about', '').strip()}", 96)
+    header = [
+        "# GENERATED by benchmarks/regimes/build.py from the default params.yaml and this folder's",
+        "# regime.yaml (the keys it changes): edit those, then rerun the script.",
+        *[f"# {line}" for line in about],
+        f"# Run: dvc repro benchmarks/regimes/{name}/dvc.yaml",
+        "",
+    ]
+    text = "\n".join(header + lines) + "\n"
+    if yaml.safe_load(text) != expected:
+        raise RegimeError(f"{path}: the written params.yaml does not mean the default with "
+                          "these changes (a key written in a form this script cannot edit)")
+    return text
 
 
 def _relocate(text: str, prefix: str) -> str:
@@ -95,7 +205,7 @@ def pipeline(name: str) -> str:
 
 
 def regimes() -> list[str]:
-    return sorted(p.parent.name for p in REGIMES.glob("*/params.yaml"))
+    return sorted(p.parent.name for p in REGIMES.glob("*/regime.yaml"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,9 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("names", nargs="*", help="regimes to write (default: every regime)")
     args = p.parse_args(argv)
     for name in args.names or regimes():
-        if not (REGIMES / name / "params.yaml").is_file():
-            print(f"error: {REGIMES / name / 'params.yaml'}: no such regime", file=sys.stderr)
+        if not (REGIMES / name / "regime.yaml").is_file():
+            print(f"error: {REGIMES / name / 'regime.yaml'}: no such regime", file=sys.stderr)
             return 2
+        try:
+            params = params_text(name)
+        except RegimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        (REGIMES / name / "params.yaml").write_text(params)
         (REGIMES / name / "dvc.yaml").write_text(pipeline(name))
     return 0
 

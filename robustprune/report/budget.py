@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from robustprune.frontier import Resampled, Speedup, effective_speedup, first_reaching
+from robustprune.frontier import PairedOutcomes, Speedup, effective_speedup, first_reaching
 from robustprune.objectives import OBJECTIVES
 from robustprune.report.config import EQUAL_COST, ReportConfig
 from robustprune.report.load import Examples, Runs
@@ -117,7 +117,7 @@ def same_but_budget(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def effective(frontier: list[str], cost: dict[str, float], name: str,
-              acc: Resampled) -> Speedup | None:
+              acc: PairedOutcomes) -> Speedup | None:
     """Effective speed-up on one cost axis; None without two distinct positive frontier costs
     (wall-clock can tie or invert between close budgets) or a positive cost of its own."""
     points: list[tuple[str, float]] = []
@@ -154,21 +154,21 @@ def vs_random(name: str, passes: dict[str, float], random_runs: list[str],
                     cost_ratio=round(passes[peer] / max(passes[name], 1), 4), delta=iv)
 
 
-def frontier_accuracy(runs: Runs, ex: dict[str, list[Examples]]) -> Resampled:
+def frontier_accuracy(runs: Runs, ex: dict[str, list[Examples]]) -> PairedOutcomes:
     """The accuracy the frontier is read on: calibrated on the verdict tier (the verdict
     scale) when every run of every seed has it, else the cheap PGD-k tier. A run on the
     frontier that PGD-k over-states less than the method would otherwise flatter the method
     (BulletTrain's trust gap is larger than full-data training's)."""
     pgd = {n: np.stack(common_prefix([prefix(e["pgd"]) for e in ex[n]])) for n in runs}
     if not all(has_tier(ex[n], VERDICT) for n in runs):
-        return Resampled(pgd)
+        return PairedOutcomes(pgd)
     gap = {}
     for n in runs:
         gaps = common_prefix([calibration(e)[1] for e in ex[n]])
         if len(gaps[0]) == 0:
-            return Resampled(pgd)
+            return PairedOutcomes(pgd)
         gap[n] = np.stack(gaps)
-    return Resampled(pgd, gap=gap)
+    return PairedOutcomes(pgd, gap=gap)
 
 
 def budget_matched(runs: Runs, ex: dict[str, list[Examples]], baseline: str,
