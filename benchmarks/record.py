@@ -1,6 +1,6 @@
 """Record one pipeline run's results as benchmarks/results/<name>.md and <name>.json.
 
-    python benchmarks/record.py <name> [--metrics metrics] [--wall SECONDS]
+    python benchmarks/record.py <name> [--metrics metrics] [--wall SECONDS] [--notes FILE]
 
 The markdown holds what the README's result sections quote: the report table, the targets
 (benchmarks/targets.py), each stage's own timer and their sum, and the hardware and versions
@@ -54,6 +54,18 @@ def tier_seconds(metrics: Path) -> str:
     return "\n".join([head, *body])
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux), because a VM's processor can change between sessions
+    and timings are only comparable on the same one; run record.py where the pipeline ran."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -66,7 +78,7 @@ def versions() -> str:
         except PackageNotFoundError:
             continue
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model() or platform.processor() or platform.machine()
     return (f"{os.cpu_count()} CPU cores ({cpu}), {device}; Python {platform.python_version()}, "
             + ", ".join(pkgs))
 
@@ -77,11 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=Path, default=ROOT / "metrics")
     p.add_argument("--wall", type=float, default=None, help="wall-clock of the run, seconds")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--notes", type=Path, default=None,
+                   help="a markdown file appended as is (measurements beside the run, with "
+                        "their commands), so re-recording keeps them")
     args = p.parse_args(argv)
     summary_path = args.metrics / "summary.json"
     if not summary_path.is_file():
         print(f"error: {summary_path}: missing; run the pipeline's report stage first",
               file=sys.stderr)
+        return 2
+    if args.notes is not None and not args.notes.is_file():
+        print(f"error: --notes {args.notes}: no such file", file=sys.stderr)
         return 2
     table = (args.metrics / "summary.md").read_text().strip()
     targets = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "targets.py"),
@@ -95,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             f"**Stage timers:** {timers}; sum {sum(stages.values()) / 60:.1f} min.{wall}\n\n"
             f"**Evaluation seconds per tier and model:**\n\n{per_tier}\n\n"
             f"**Hardware and versions:** {versions()}.\n")
+    if args.notes is not None:
+        text += "\n" + args.notes.read_text().strip() + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.md").write_text(text)
     (args.out / f"{args.name}.json").write_text(summary_path.read_text())

@@ -163,6 +163,7 @@ def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny
     repo = _project(tmp_path, raw)
     _run(["dvc", "repro", "--quiet"], repo)
     assert _stale(repo) == set()
+    _check_benchmark_scripts(repo, tmp_path / "results")
 
     report_py = repo / "robustprune" / "report" / "render.py"
     for edited, expected in (
@@ -267,3 +268,29 @@ def test_readme_first_look_runs(tmp_path, tiny_npz):
                 "epochs"] == 2
         else:
             assert "first-look" in out
+
+
+def _check_benchmark_scripts(repo: Path, out: Path) -> None:
+    """The recording and reselection-cost scripts on a finished run: they read its outputs
+    (``repo`` stands for a regime folder: params.yaml, data/, models/, metrics/), keep the
+    notes file, and refuse a missing one with a one-line error before writing anything."""
+    bench = ROOT / "benchmarks"
+    notes = out.parent / "notes.md"
+    notes.write_text("## A measured aside\n\nwith its command.\n")
+    _run([sys.executable, str(bench / "record.py"), "tiny", "--metrics", str(repo / "metrics"),
+          "--out", str(out), "--notes", str(notes)], ROOT)
+    text = (out / "tiny.md").read_text()
+    assert "| full |" in text and "**Stage timers:** warmup@0" in text
+    assert text.rstrip().endswith("with its command.") and (out / "tiny.json").is_file()
+    missing = subprocess.run([sys.executable, str(bench / "record.py"), "other", "--metrics",
+                              str(repo / "metrics"), "--out", str(out), "--notes",
+                              str(out / "none.md")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "none.md: no such file" in missing.stderr
+    assert not (out / "other.md").exists()
+    shown = _run([sys.executable, str(bench / "reselection_cost.py"), "--regime", str(repo),
+                  "--runs", "1", "--settings", "1:0", "0.5:2", "--out",
+                  str(out / "cost.json")], ROOT, stdout_only=True)
+    rows = json.loads((out / "cost.json").read_text())["rows"]
+    assert [(r["pool"], r["attack_steps"]) for r in rows] == [(1.0, 3), (0.5, 2)]
+    assert rows[0]["candidates"] == 400 and 200 <= rows[1]["candidates"] < 400  # 80 held out
+    assert all(r["gradients"]["mean"] >= 0 for r in rows) and "| 0.5 | PGD-2 |" in shown
