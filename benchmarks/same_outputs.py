@@ -75,10 +75,17 @@ def _normalise_train(new: dict[str, Any], old: dict[str, Any]) -> tuple[Any, Any
 
 
 def _normalise_summary(new: dict[str, Any], old: dict[str, Any]) -> tuple[Any, Any]:
+    """An earlier summary's rows in today's names, and today's rows without the keys the
+    earlier report did not write (e.g. the seed spread), so only figures are compared."""
     for row in old.get("methods", {}).values():
         if "method" in row:
             row["selector"] = _renamed_selector(row.pop("method"))
             row["miner"] = row.pop("mining")
+    for name, row in new.get("methods", {}).items():
+        before = old.get("methods", {}).get(name)
+        if isinstance(before, dict):
+            for key in [k for k in row if k not in before]:
+                row.pop(key)
     return new, old
 
 

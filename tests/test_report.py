@@ -254,6 +254,21 @@ def test_seeds_are_aggregated(tmp_path: Path) -> None:
     assert r["pgd_acc"]["std"] == pytest.approx(0.0, abs=1e-12)  # same rate every seed
     table = (tmp_path / "summary.md").read_text()
     assert "Seeds: 0, 1, 2" in table and " ± " in table
+    # every seed has the same accuracies on differently drawn examples: all of the spread is
+    # example x seed interaction, none of it training noise
+    sd = r["seed_sd"]
+    assert sd["method"] == "seed-sd-pivot" and sd["seeds"] == 3
+    assert sd["estimate"] == pytest.approx(0.0, abs=1e-12) and sd["low"] == 0.0
+    assert 0.0 < sd["high"] < 0.05
+    assert r["pgd_by_seed"] == [pytest.approx(r["pgd_acc"]["mean"])] * 3
+    seed_rows = [line for line in table.splitlines() if line.startswith("| score | 3 |")]
+    assert len(seed_rows) == 1 and "training SD" in table
+
+
+def test_one_seed_has_no_seed_spread(tmp_path: Path) -> None:
+    rows = _run(tmp_path)["methods"]
+    assert all(r["seed_sd"] is None for r in rows.values())
+    assert "training SD" not in (tmp_path / "summary.md").read_text()
 
 
 def test_autoattack_on_some_seeds_only_is_left_out_not_averaged(tmp_path: Path) -> None:

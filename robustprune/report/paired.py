@@ -23,8 +23,10 @@ from robustprune.stats import (
     mean_std,
     paired_difference,
     paired_share_difference,
+    seed_sd,
     seeds_difference,
     seeds_two_phase,
+    seeds_two_phase_sd,
     share_mean,
 )
 
@@ -103,6 +105,18 @@ def robust_interval(ex: list[Examples]) -> Interval | None:
     if not has_tier(ex, VERDICT):
         return None
     return seeds_two_phase([calibration(e) for e in ex])
+
+
+def robust_seed_sd(ex: list[Examples]) -> Interval | None:
+    """The training (seed-to-seed) SD of one method's robust accuracy, with its interval: on
+    the calibrated scale with the verdict tier, else PGD-k on every example; None for one seed,
+    which cannot tell training noise from the model it drew."""
+    if len(ex) < 2:
+        return None
+    if has_tier(ex, VERDICT):
+        return seeds_two_phase_sd([calibration(e) for e in ex])
+    cols = common_prefix([prefix(e["pgd"]) for e in ex])
+    return seed_sd([np.stack(cols).astype(float) / len(cols[0])])
 
 
 def difference(ex_a: list[Examples], ex_b: list[Examples], column: str) -> Interval | None:

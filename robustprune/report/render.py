@@ -131,12 +131,42 @@ def markdown(summary: Summary, clean: Clean, goal: list[TargetResult], baseline:
                       f"{n}: " + ", ".join(f"class {c} {100 * a:.1f} % vs {100 * b:.1f} %"
                                            for c, (a, b) in cls.items())
                       for n, cls in given_up.items()) + "."]
+    lines += seed_table(summary)
     blocked_runs = {n: r.blocked_by for n, r in summary.items() if r.blocked_by}
     if blocked_runs:
         lines += ["", "Blocked comparisons (no Δ, speed-up, frontier point or verdict is "
                   "computed from a model that failed a voiding check): " + "; ".join(
                       f"{n} ({', '.join(b)})" for n, b in blocked_runs.items()) + "."]
     return "\n".join(lines + corruption_table(summary, clean, baseline)) + "\n"
+
+
+def seed_table(summary: Summary) -> list[str]:
+    """How much each method's result depends on its training seed (empty for one seed): the
+    plain std of the per-seed figures, which holds test-sample noise too, and the training SD
+    with its interval, which does not (:func:`robustprune.stats.seed_sd`)."""
+    rows = {n: r for n, r in summary.items() if r.seed_sd is not None}
+    if not rows:
+        return []
+    pgd = next(iter(rows.values())).pgd_label.split(" ")[0]
+    lines = ["", f"| method | seeds | {pgd} % per seed | {pgd} std over seeds, pts | robust "
+             "scale | robust % [95 % CI] | training SD of robust %, pts [95 % CI] |",
+             "|" + "---|" * 7]
+    for name, r in rows.items():
+        sd, rob = r.seed_sd.as_dict(), r.robust.as_dict()  # type: ignore[union-attr]
+        scale = "calibrated" if r.robust_calibrated is not None else pgd
+        lines.append(
+            f"| {name} | {len(r.seeds)} | "
+            + " / ".join(f"{100 * a:.2f}" for a in r.pgd_by_seed)
+            + f" | {100 * r.pgd_acc.std:.2f} | {scale} | {100 * rob['estimate']:.2f} "
+            f"[{100 * rob['low']:.2f}, {100 * rob['high']:.2f}] | {100 * sd['estimate']:.2f} "
+            f"[{100 * sd['low']:.2f}, {100 * sd['high']:.2f}] |")
+    lines += ["", "Seed spread: the std over seeds holds the seeds' training noise and the "
+              "example × seed interaction (two models disagree on some test examples); the "
+              "training SD takes that interaction out (the crossed example × seed model): what "
+              "a new seed would move one run's robust accuracy by on an unlimited test set, "
+              "on the row's robust scale. Interval: generalized pivot, wide with few seeds "
+              "(2 df for 3 seeds)."]
+    return lines
 
 
 def corruption_table(summary: Summary, clean: Clean, baseline: str) -> list[str]:

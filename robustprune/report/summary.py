@@ -34,6 +34,7 @@ from robustprune.report.paired import (
     difference,
     prefix,
     robust_interval,
+    robust_seed_sd,
     stat,
     tier,
 )
@@ -59,6 +60,7 @@ class MethodSummary:
     seeds: list[int]
     clean_acc: Stat
     pgd_acc: Stat
+    pgd_by_seed: list[float]
     n_pgd: int
     pgd_label: str
     verdict_acc: Stat | None
@@ -69,6 +71,9 @@ class MethodSummary:
     autoattack_label: str | None
     pgd_interval: Interval
     robust_calibrated: Interval | None
+    seed_sd: Interval | None
+    """The training (seed-to-seed) SD of the robust accuracy (calibrated, else PGD-k) with its
+    interval; None for one seed."""
     delta_clean: Interval | None
     delta_pgd: Interval | None
     delta_verdict: Interval | None
@@ -106,6 +111,7 @@ class MethodSummary:
             "selector": self.selector, "fraction": self.fraction, "miner": self.miner,
             "attack": self.attack, "objective": self.objective, "seeds": self.seeds,
             "clean_acc": self.clean_acc.as_dict(), "pgd_acc": self.pgd_acc.as_dict(),
+            "pgd_by_seed": self.pgd_by_seed,
             "n_pgd": self.n_pgd, "pgd_label": self.pgd_label,
             "verdict_acc": None if self.verdict_acc is None else self.verdict_acc.as_dict(),
             "n_verdict": self.n_verdict, "verdict_label": self.verdict_label,
@@ -113,7 +119,7 @@ class MethodSummary:
             else self.autoattack_acc.as_dict(),
             "n_autoattack": self.n_autoattack, "autoattack_label": self.autoattack_label,
             "pgd_interval": self.pgd_interval.as_dict(),
-            "robust_calibrated": _iv(self.robust_calibrated),
+            "robust_calibrated": _iv(self.robust_calibrated), "seed_sd": _iv(self.seed_sd),
             "delta_clean": _iv(self.delta_clean), "delta_pgd": _iv(self.delta_pgd),
             "delta_verdict": _iv(self.delta_verdict),
             "delta_calibrated": _iv(self.delta_calibrated),
@@ -175,12 +181,13 @@ def summarise(runs: Runs, clean: Clean, baseline: str, cfg: ReportConfig) -> Sum
             miner=settings["miner"], attack=_attack_label(settings),
             objective=settings["objective"]["name"], seeds=seeds,
             clean_acc=stat([e["clean_acc"] for e in evals]),
-            pgd_acc=stat([e["pgd_acc"] for e in evals]), n_pgd=ev["n_pgd"],
+            pgd_acc=stat([e["pgd_acc"] for e in evals]),
+            pgd_by_seed=[round(float(e["pgd_acc"]), 6) for e in evals], n_pgd=ev["n_pgd"],
             pgd_label=ev["pgd_label"], verdict_acc=vt, n_verdict=n_vt,
             verdict_label=ev.get("verdict_label"), autoattack_acc=aa, n_autoattack=n_aa,
             autoattack_label=ev.get("autoattack_label"),
             pgd_interval=seeds_proportion([prefix(e["pgd"]) for e in mine]),
-            robust_calibrated=robust_interval(mine),
+            robust_calibrated=robust_interval(mine), seed_sd=robust_seed_sd(mine),
             delta_clean=difference(mine, base, "clean") if compare else None,
             delta_pgd=difference(mine, base, "pgd") if compare else None,
             delta_verdict=difference(mine, base, VERDICT) if compare else None,

@@ -19,6 +19,9 @@ What is here.
   training seeds, where training noise (seed to seed) adds to test-sample noise.
 - :func:`two_phase` / :func:`seeds_two_phase`: a cheap per-example figure on the whole test
   set corrected by the trusted-minus-cheap gap measured on a subset (AutoAttack calibration).
+- :func:`seed_sd` / :func:`seeds_two_phase_sd`: the training (seed-to-seed) standard
+  deviation of a figure over several seeds, the example × seed interaction taken out, with a
+  generalized-pivot interval (how stable a method or an objective is across seeds).
 - :func:`verdict_at_least`: met / not met / inconclusive against a target, read from the
   interval, so that a verdict is never claimed that the data cannot support.
 
@@ -45,9 +48,11 @@ from robustprune.stats.seeds import (
     crossed,
     mean_std,
     paired_share_difference,
+    seed_sd,
     seeds_difference,
     seeds_proportion,
     seeds_two_phase,
+    seeds_two_phase_sd,
     share_mean,
     two_phase,
 )
@@ -63,9 +68,11 @@ __all__ = [
     "mean_std",
     "paired_difference",
     "paired_share_difference",
+    "seed_sd",
     "seeds_difference",
     "seeds_proportion",
     "seeds_two_phase",
+    "seeds_two_phase_sd",
     "share_mean",
     "two_phase",
     "verdict_at_least",

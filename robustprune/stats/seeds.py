@@ -96,6 +96,15 @@ def _pivot_half(seed_ms: float, resid: list[tuple[float, float]],
     return float(np.quantile(draws, conf))
 
 
+def _interaction(z: np.ndarray) -> tuple[float, float]:
+    """One stratum's example × seed interaction as its share of one seed's T_s (n_h · MSE of
+    the two-way table without replication) and its df, (S − 1)(n_h − 1)."""
+    s_count, n_h = z.shape
+    r = z - z.mean(axis=0)[None, :] - z.mean(axis=1)[:, None] + z.mean()
+    mse = float((r * r).sum()) / ((s_count - 1) * (n_h - 1))
+    return n_h * mse, (s_count - 1.0) * (n_h - 1.0)
+
+
 def crossed(strata: list[np.ndarray], conf: float = 0.95) -> Crossed:
     """Mean over seeds of T_s = Σ_h Σ_i z[h][s, i], each stratum ``z[h]`` an (S, n_h) array of
     per-example contributions (every seed on the same examples), with an interval for the
@@ -138,12 +147,9 @@ def crossed(strata: list[np.ndarray], conf: float = 0.95) -> Crossed:
         n_h = z.shape[1]
         if n_h < 2:
             continue
-        zbar = z.mean(axis=0)
-        test.append((n_h * float(zbar.var(ddof=1)), n_h - 1.0))
+        test.append((n_h * float(z.mean(axis=0).var(ddof=1)), n_h - 1.0))
         if s_count > 1:
-            r = z - zbar[None, :] - z.mean(axis=1)[:, None] + z.mean()
-            mse = float((r * r).sum()) / ((s_count - 1) * (n_h - 1))
-            resid.append((n_h * mse, (s_count - 1.0) * (n_h - 1.0)))
+            resid.append(_interaction(z))
     s2 = float(np.var(t, ddof=1)) if s_count > 1 else 0.0
     seed_var = max(0.0, s2 - sum(v for v, _ in resid))
     terms = list(test)
@@ -156,6 +162,45 @@ def crossed(strata: list[np.ndarray], conf: float = 0.95) -> Crossed:
     else:
         half = _t(conf, df) * math.sqrt(var)
     return Crossed(estimate=estimate, half=half, var=var, df=df, seed_var=seed_var)
+
+
+def seed_sd(strata: list[np.ndarray], conf: float = 0.95) -> Interval:
+    """The training (seed-to-seed) standard deviation σ_a of one seed's T_s = Σ_h Σ_i z[h][s, i]
+    under the crossed example × seed model of :func:`crossed`, with a ``conf`` interval; the
+    strata are :func:`crossed`'s, S >= 2 seeds on the same examples.
+
+    Why not the plain std of the per-seed figures: with every seed scored on the same test
+    examples, that std also holds the example × seed interaction (two models of one method
+    disagree on some examples; on 10 000 examples that alone moves an accuracy by a few tenths
+    of a point between seeds), which a bigger test set would shrink. σ_a is what remains with
+    an infinite test set: how much a method's result depends on its training seed, the figure
+    two objectives' stability is compared on. The estimate is the moment estimate √max(s²_T −
+    Σ_h n_h · MSE_h, 0) (:attr:`Crossed.seed_var`); the interval the ``(1 ∓ conf)/2``
+    quantiles of its generalized pivot (Weerahandi 1993; :func:`_pivot_half`'s draws: each
+    mean square M with ν df replaced by M·ν/χ²_ν, truncated at 0), whose coverage is measured
+    by simulation in tests/test_stats_coverage.py. With two or three seeds the interval is
+    wide (one or two df): that width is the information three seeds hold, not a defect.
+    Method "seed-sd-pivot"; n is the examples of all strata together.
+    """
+    _check_conf(conf)
+    arrays = [np.asarray(z, dtype=float) for z in strata]
+    if not arrays or any(z.ndim != 2 for z in arrays):
+        raise ValueError("seed_sd needs (seeds, examples) arrays")
+    s_count = arrays[0].shape[0]
+    if s_count < 2 or any(z.shape[0] != s_count for z in arrays):
+        raise ValueError("seed_sd needs the same seeds (>= 2) in every stratum")
+    t = sum(z.sum(axis=1) for z in arrays)
+    s2 = float(np.var(t, ddof=1))
+    resid = [_interaction(z) for z in arrays if z.shape[1] >= 2]
+    rng = np.random.default_rng(0x5EED)
+    k = s_count - 1
+    draws = s2 * k / rng.chisquare(k, PIVOT_DRAWS)
+    for v, df in resid:
+        draws = draws - v * df / rng.chisquare(df, PIVOT_DRAWS)
+    lo, hi = np.quantile(np.maximum(draws, 0.0), [(1 - conf) / 2, (1 + conf) / 2])
+    estimate = math.sqrt(max(0.0, s2 - sum(v for v, _ in resid)))
+    return Interval(estimate=estimate, low=math.sqrt(float(lo)), high=math.sqrt(float(hi)),
+                    n=sum(z.shape[1] for z in arrays), seeds=s_count, method="seed-sd-pivot")
 
 
 def _stack(vectors: list[np.ndarray]) -> np.ndarray:
@@ -290,6 +335,14 @@ def seeds_two_phase(parts: list[tuple[np.ndarray, np.ndarray]],
     method = "two-phase" if len(parts) == 1 else "two-phase-crossed"
     return crossed(_two_phase_strata(parts), conf).interval(
         len(parts[0][0]), len(parts), method, -math.inf, math.inf)  # a Δ: not clipped
+
+
+def seeds_two_phase_sd(parts: list[tuple[np.ndarray, np.ndarray]],
+                       conf: float = 0.95) -> Interval:
+    """:func:`seed_sd` of the two-phase figure of :func:`seeds_two_phase` (e.g. the
+    APGD-CE+T-calibrated accuracy): how much one seed's calibrated accuracy depends on the
+    training seed, the test-sample noise of both phases taken out. Needs S >= 2 (p, c) pairs."""
+    return seed_sd(_two_phase_strata(parts), conf)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
