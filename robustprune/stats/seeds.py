@@ -96,6 +96,21 @@ def _pivot_half(seed_ms: float, resid: list[tuple[float, float]],
     return float(np.quantile(draws, conf))
 
 
+def _table(strata: list[np.ndarray], conf: float, name: str,
+           min_seeds: int) -> tuple[list[np.ndarray], int, np.ndarray]:
+    """The strata checked as (seeds, examples) arrays with the same seeds (>= ``min_seeds``),
+    their seed count and each seed's T_s = Σ_h Σ_i z[h][s, i]; ``name`` is the caller's, for
+    the error."""
+    _check_conf(conf)
+    arrays = [np.asarray(z, dtype=float) for z in strata]
+    if not arrays or any(z.ndim != 2 for z in arrays):
+        raise ValueError(f"{name} needs (seeds, examples) arrays")
+    s_count = arrays[0].shape[0]
+    if s_count < min_seeds or any(z.shape[0] != s_count for z in arrays):
+        raise ValueError(f"{name} needs the same seeds (>= {min_seeds}) in every stratum")
+    return arrays, s_count, sum(z.sum(axis=1) for z in arrays)
+
+
 def _interaction(z: np.ndarray) -> tuple[float, float]:
     """One stratum's example × seed interaction as its share of one seed's T_s (n_h · MSE of
     the two-way table without replication) and its df, (S − 1)(n_h − 1)."""
@@ -132,14 +147,7 @@ def crossed(strata: list[np.ndarray], conf: float = 0.95) -> Crossed:
     Strata let the two-phase estimator (a subset and the rest) use the same model.
     Coverage of all of this is checked by simulation in the tests.
     """
-    _check_conf(conf)
-    arrays = [np.asarray(z, dtype=float) for z in strata]
-    if not arrays or any(z.ndim != 2 for z in arrays):
-        raise ValueError("crossed needs (seeds, examples) arrays")
-    s_count = arrays[0].shape[0]
-    if s_count < 1 or any(z.shape[0] != s_count for z in arrays):
-        raise ValueError("crossed needs the same seeds (>= 1) in every stratum")
-    t = sum(z.sum(axis=1) for z in arrays)
+    arrays, s_count, t = _table(strata, conf, "crossed", 1)
     estimate = float(np.mean(t))
     test: list[tuple[float, float]] = []
     resid: list[tuple[float, float]] = []
@@ -182,14 +190,7 @@ def seed_sd(strata: list[np.ndarray], conf: float = 0.95) -> Interval:
     wide (one or two df): that width is the information three seeds hold, not a defect.
     Method "seed-sd-pivot"; n is the examples of all strata together.
     """
-    _check_conf(conf)
-    arrays = [np.asarray(z, dtype=float) for z in strata]
-    if not arrays or any(z.ndim != 2 for z in arrays):
-        raise ValueError("seed_sd needs (seeds, examples) arrays")
-    s_count = arrays[0].shape[0]
-    if s_count < 2 or any(z.shape[0] != s_count for z in arrays):
-        raise ValueError("seed_sd needs the same seeds (>= 2) in every stratum")
-    t = sum(z.sum(axis=1) for z in arrays)
+    arrays, s_count, t = _table(strata, conf, "seed_sd", 2)
     s2 = float(np.var(t, ddof=1))
     resid = [_interaction(z) for z in arrays if z.shape[1] >= 2]
     rng = np.random.default_rng(0x5EED)
