@@ -5,9 +5,10 @@ frontier (the baseline at other budgets), random selection at equal cost, time t
 target, failed checks and the target verdicts; the plot of robust accuracy (with intervals) vs
 relative cost with the Pareto front and the frontier (metrics/pareto.png); and every run's
 validation curve vs passes and seconds (metrics/curves.csv, for `dvc plots`); and a compact
-headline of flat scalars (metrics/headline.json) for `dvc exp show`. Reads the metrics and the
-per-example tables the other stages wrote, and writes them as a git-tracked bundle
-(metrics/runs.json, metrics/examples.parquet) that `--reanalyse` reads where those are absent.
+headline of flat scalars (metrics/headline.json) for `dvc exp show`. Reads every run's
+metrics and per-example table from the git-tracked copies the publish stage made (--results:
+train/, eval/, eval_clean/, examples/), so it reruns in any clone, where the DVC-cached stage
+outputs are absent: `dvc repro --single-item --force report`.
 """
 
 from __future__ import annotations
@@ -27,25 +28,18 @@ what training recorded)."""
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__)
-    p.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
-    p.add_argument("--examples-dir", type=Path, default=Path("data/examples"))
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="the publish stage's folder: train/, eval/, eval_clean/ (metrics) "
+                        "and examples/ (per-example tables) (default: %(default)s)")
     p.add_argument("--summary", type=Path, default=Path("metrics/summary.json"))
     p.add_argument("--table", type=Path, default=Path("metrics/summary.md"))
     p.add_argument("--plot", type=Path, default=Path("metrics/pareto.png"))
     p.add_argument("--curves", type=Path, default=Path("metrics/curves.csv"))
     p.add_argument("--headline", type=Path, default=Path("metrics/headline.json"))
-    p.add_argument("--runs", type=Path, default=Path("metrics/runs.json"),
-                   help="bundle: every run's training and evaluation metrics, as read")
-    p.add_argument("--examples", type=Path, default=Path("metrics/examples.parquet"),
-                   help="bundle: the per-example columns the statistics use, every run")
-    p.add_argument("--reanalyse", action="store_true",
-                   help="read the bundle (--runs, --examples) instead of the stage outputs: "
-                        "the statistics again where the DVC-cached outputs are absent")
     args = p.parse_args(argv)
-    return cli.run(lambda: report(load_params(args.params, SECTIONS), args.metrics_dir,
-                                  args.examples_dir, args.summary, args.table, args.plot,
-                                  args.curves, args.headline, (args.runs, args.examples),
-                                  args.reanalyse))
+    return cli.run(lambda: report(load_params(args.params, SECTIONS), args.results,
+                                  args.results / "examples", args.summary, args.table,
+                                  args.plot, args.curves, args.headline))
 
 
 if __name__ == "__main__":

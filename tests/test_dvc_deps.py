@@ -95,9 +95,11 @@ def test_an_edit_reruns_only_the_stages_that_run_the_edited_code():
     """A selector edit stales no data, warm-up or evaluation stage; an evaluation edit no data,
     warm-up, scoring or training stage; a report threshold only the report."""
     stages = _stages()
-    for name in ("prepare", "corrupt", "warmup", "evaluate", "evaluate_clean"):
+    for name in ("prepare", "corrupt", "warmup", "evaluate", "evaluate_clean", "publish",
+                 "publish_clean"):
         assert "robustprune/selection/bullettrain.py" not in _code_deps(stages[name]), name
-    for name in ("prepare", "corrupt", "warmup", "scoring", "train"):
+    for name in ("prepare", "corrupt", "warmup", "scoring", "train", "publish",
+                 "publish_clean"):
         assert "robustprune/evaluation.py" not in _code_deps(stages[name]), name
     for name, stage in stages.items():
         params = _body(stage).get("params", [])
@@ -119,3 +121,23 @@ def test_report_thresholds_are_not_evaluation_params():
     assert not evaluated & judged
     assert {"chance_margin", "trust_gap", "curve_zero", "collapse_ratio",
             "target_drop"} <= judged
+
+
+def test_the_report_reads_only_git_tracked_files():
+    """The report's data deps are the publish stages' `cache: false` copies (results/), so a
+    clone, which has no DVC-cached output, has every input of the report: `dvc status` finds it
+    current there. Every stage that writes a cached output keeps its run-cache: no plain
+    `cache: false` output (DVC saves a stage to the run-cache only without one)."""
+    stages = _stages()
+    data = [d for d in _body(stages["report"])["deps"]
+            if not d.startswith(("stages/", "robustprune/"))]
+    assert data == ["results"]
+    for name, stage in stages.items():
+        outs = [next(iter(o.items())) if isinstance(o, dict) else (o, {})
+                for o in _body(stage).get("outs", [])]
+        uncached = [path for path, opts in outs if opts.get("cache") is False]
+        if name.startswith("publish"):
+            assert uncached and len(uncached) == len(outs), name
+            assert all(path.startswith("results/") for path in uncached), name
+        elif name != "report":  # the report's tables: seconds to redo, no run-cache needed
+            assert not uncached, name

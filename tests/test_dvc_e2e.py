@@ -66,8 +66,9 @@ def test_readme_usage_commands_in_a_fresh_repo(tmp_path, tiny_npz):
             _check_outputs(repo)
     assert "scoring" in out["dvc dag"]
 
-    stages = ["prepare", "corrupt", "warmup@0", "scoring@0", "evaluate_clean@0", "report"]
-    stages += [f"{s}@{m}-0" for s in ("train", "evaluate") for m in METHODS]
+    stages = ["prepare", "corrupt", "warmup@0", "scoring@0", "evaluate_clean@0",
+              "publish_clean@0", "report"]
+    stages += [f"{s}@{m}-0" for s in ("train", "evaluate", "publish") for m in METHODS]
     for stage in stages:
         assert f"Running stage '{stage}'" in out["dvc repro"]
     assert "Running stage" not in out["dvc repro train@bullettrain-0"]
@@ -164,6 +165,7 @@ def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny
     _run(["dvc", "repro", "--quiet"], repo)
     assert _stale(repo) == set()
     _check_benchmark_scripts(repo, tmp_path / "results")
+    _check_fresh_clone(repo, tmp_path / "clone")
 
     report_py = repo / "robustprune" / "report" / "render.py"
     for edited, expected in (
@@ -213,6 +215,34 @@ def test_dvc_status_after_edits_names_exactly_the_affected_stages(tmp_path, tiny
     stats_py = repo / "robustprune" / "stats" / "intervals.py"
     stats_py.write_text(stats_py.read_text() + "\n")
     assert "train@full-0" not in _stale(repo)
+
+
+def _check_fresh_clone(repo: Path, clone: Path) -> None:
+    """The run committed and cloned (no DVC cache, as on another machine): `dvc status` finds
+    only outputs absent from the clone (DVC-cached ones, and deps that are such outputs),
+    nothing modified, no changed command or params, and the report, which reads only
+    git-tracked files, unchanged; `dvc repro --single-item --force report` recomputes its
+    statistics there, byte for byte."""
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "a finished run"], repo)
+    _run(["git", "clone", "-q", str(repo), str(clone)], repo.parent)
+    status = json.loads(_run(["dvc", "status", "--json"], clone, stdout_only=True))
+    assert "report" not in status and status, status
+    for stage, changes in status.items():
+        for change in changes:
+            assert isinstance(change, dict), (stage, change)  # not "changed command" etc.
+            (kind, paths), = change.items()
+            assert kind in ("changed deps", "changed outs"), (stage, change)
+            assert set(paths.values()) <= {"deleted", "not in cache"}, (stage, change)
+    assert set(status["publish@full-0"][0]["changed deps"]) == {
+        "metrics/train/full-0.json", "metrics/eval/full-0.json",
+        "data/examples/full-0.parquet"}
+    assert len(status["publish@full-0"]) == 1  # its git-tracked copies are all there
+    summary = (repo / "metrics" / "summary.json").read_bytes()
+    (clone / "metrics" / "summary.json").unlink()
+    out = _run(["dvc", "repro", "--single-item", "--force", "report"], clone)
+    assert "Running stage 'report'" in out and "Running stage 'train" not in out
+    assert (clone / "metrics" / "summary.json").read_bytes() == summary
 
 
 def test_queued_sweep_runs_on_two_workers(tmp_path, tiny_npz):

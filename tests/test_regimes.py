@@ -84,7 +84,8 @@ def test_each_regime_reads_its_own_params_and_writes_only_in_its_folder(name: st
     for sname, stage in stages.items():
         body = stage.get("do", stage)
         assert body["wdir"] == "../../.."
-        assert f"--params {prefix}/params.yaml" in body["cmd"]
+        # every stage that reads params reads the regime's (publish reads none)
+        assert (f"--params {prefix}/params.yaml" in body["cmd"]) == ("params" in body), sname
         assert all(list(p) == [f"{prefix}/params.yaml"] for p in body.get("params", []))
         for key in ("outs", "metrics"):
             for out in body.get(key, []):
@@ -112,5 +113,6 @@ def test_a_regime_runs_with_dvc_repro_inside_its_folder(tmp_path: Path, tiny_npz
     summary = json.loads((regime / "metrics" / "summary.json").read_text())
     assert set(summary["methods"]) == {"full", "full-ema"}
     assert (regime / "dvc.lock").is_file() and (regime / "models" / "full-ema-0.pt").is_file()
+    assert (regime / "results" / "examples" / "full-ema-0.parquet").is_file()
     assert not (repo / "metrics").exists() and not (repo / "models").exists()
     assert "up to date" in _run(["dvc", "status", "benchmarks/regimes/tiny/dvc.yaml"], repo)

@@ -545,29 +545,3 @@ def test_a_class_a_model_gave_up_on_is_named(tmp_path: Path) -> None:
     assert "class_given_up" in out["score"]["checks_failed"] and not out["score"]["voided_by"]
     assert all(not r["classes_given_up"] for n, r in out.items() if n != "score")
     assert "score: class 3 0.0 % vs" in (tmp_path / "s.md").read_text()
-
-
-def test_the_bundle_re_analyses_to_the_same_summary_without_the_stage_outputs(
-        tmp_path: Path) -> None:
-    """The report writes what it read (runs JSON + one per-example table); with the stage
-    outputs deleted, `--reanalyse` from that bundle gives the same summary, byte for byte."""
-    import shutil
-
-    params = params_from_dict({"methods": METHODS, "seeds": [0, 1]})
-    metrics, examples = _write(tmp_path, MEASURED, (0, 1))
-    bundle = (tmp_path / "runs.json", tmp_path / "examples.parquet")
-    first = report.report(params, metrics, examples, tmp_path / "a.json", tmp_path / "a.md",
-                          None, tmp_path / "a.csv", tmp_path / "a-head.json", bundle)
-    assert bundle[1].stat().st_size < 40_000 * len(METHODS)  # a few kB per run
-    shutil.rmtree(metrics)
-    shutil.rmtree(examples)
-    again = report.report(params, metrics, examples, tmp_path / "b.json", tmp_path / "b.md",
-                          None, tmp_path / "b.csv", tmp_path / "b-head.json", bundle,
-                          reanalyse=True)
-    assert again == first
-    for a, b in (("a.md", "b.md"), ("a.csv", "b.csv"), ("a-head.json", "b-head.json")):
-        assert (tmp_path / a).read_text() == (tmp_path / b).read_text()
-    with pytest.raises(InputError, match="has no run"):
-        report.report(params_from_dict({"methods": {**METHODS, "new": {}}, "seeds": [0, 1]}),
-                      metrics, examples, tmp_path / "c.json", tmp_path / "c.md", None,
-                      bundle_out=bundle, reanalyse=True)

@@ -91,16 +91,16 @@ def collect(params: Any, metrics_dir: Path, examples_dir: Path) -> tuple[Runs, C
         for seed in params.seeds:
             key = f"{name}-{seed}"
             ev, table = _evaluated(metrics_dir / "eval" / f"{key}.json",
-                                   examples_dir / f"{key}.parquet", f"evaluate@{key}")
+                                   examples_dir / f"{key}.parquet", f"publish@{key}")
             runs[name][seed] = {
-                "train": read_json(metrics_dir / "train" / f"{key}.json", f"train@{key}"),
+                "train": read_json(metrics_dir / "train" / f"{key}.json", f"publish@{key}"),
                 "eval": ev, "examples": table}
     clean: Clean = {}
     for seed in params.seeds:
         path = metrics_dir / "eval_clean" / f"s{seed}.json"
         if path.exists():
             ev, table = _evaluated(path, examples_dir / f"clean-s{seed}.parquet",
-                                   f"evaluate_clean@{seed}")
+                                   f"publish_clean@{seed}")
             clean[seed] = {"eval": ev, "examples": table}
     return runs, clean
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from robustprune.atomic import atomic_write_json, atomic_write_text
 from robustprune.errors import InputError
-from robustprune.report import bundle
 from robustprune.report.config import ReportConfig, eval_failed
 from robustprune.report.load import collect
 from robustprune.report.pareto import front, plot
@@ -23,24 +22,19 @@ CLEAN_TRAINED_KEYS = ("clean_acc", "pgd_acc", "verdict_acc", "n_verdict", "autoa
 
 def report(params: Any, metrics_dir: Path, examples_dir: Path, summary_out: Path,
            table_out: Path, plot_out: Path | None, curves_out: Path | None = None,
-           headline_out: Path | None = None, bundle_out: tuple[Path, Path] | None = None,
-           reanalyse: bool = False) -> dict[str, Any]:
+           headline_out: Path | None = None) -> dict[str, Any]:
     """Write the summary JSON, the markdown tables, the Pareto plot with the full-data
-    frontier, the curves CSV, the ``dvc exp show`` headline and the bundle of what it read
-    (``bundle_out``: runs JSON, per-example table; :mod:`robustprune.report.bundle`), inputs
-    checked first (nothing is written when one is missing); return the summary JSON.
-    ``reanalyse``: read the inputs from ``bundle_out`` instead of the stage outputs.
-    ``params`` holds ``seeds``, ``methods`` and ``report``."""
+    frontier, the curves CSV and the ``dvc exp show`` headline from the runs' metrics under
+    ``metrics_dir`` (``train/``, ``eval/``, ``eval_clean/``) and their per-example tables in
+    ``examples_dir``, inputs checked first (nothing is written when one is missing); return
+    the summary JSON. In the pipeline these are the git-tracked copies the publish stage makes
+    (``results/``), so the report reruns in any clone. ``params`` holds ``seeds``,
+    ``methods`` and ``report``."""
     cfg: ReportConfig = params.report
     baseline = cfg.baseline
     if not params.methods:
         raise InputError("methods: no methods defined in params; nothing to report")
-    if reanalyse:
-        if bundle_out is None:
-            raise InputError("re-analysis needs the bundle's runs JSON and per-example table")
-        runs, clean = bundle.read(params, *bundle_out)
-    else:
-        runs, clean = collect(params, metrics_dir, examples_dir)
+    runs, clean = collect(params, metrics_dir, examples_dir)
     summary = summarise(runs, clean, baseline, cfg)
     goal = targets(summary)
     result = {"baseline": baseline, "seeds": list(params.seeds),
@@ -61,6 +55,4 @@ def report(params: Any, metrics_dir: Path, examples_dir: Path, summary_out: Path
         atomic_write_text(curves_out, curves(runs))
     if headline_out is not None:
         atomic_write_json(headline_out, compact)
-    if bundle_out is not None:
-        bundle.write(runs, clean, *bundle_out)
     return result

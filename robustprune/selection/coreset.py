@@ -22,11 +22,13 @@ attack, the forwards and the solver time are charged to the method.
 
 What that overhead is made of (Fashion-MNIST, 20 000 examples, SmallCNN, 2 CPU threads): the
 attack of every candidate costs about as much as an epoch of training's attacks, and
-GradMatch's solver grows with candidates × budget (≈ 90 s for 2 000 per class at f = 0.3,
-against ≈ 1 s for CRAIG). ``pool`` shrinks both (attack ∝ pool, OMP ∝ pool·f), and
-``select_steps`` shrinks the attack (PGD-s costs s + 1 of PGD-10's 11 passes per example):
-the gradients only rank examples, and the closed-form output-layer gradient at a few-step
-adversarial point ranks them almost as a 10-step one does.
+GradMatch's solver takes ≈ 90 s for 2 000 per class at f = 0.3, against ≈ 1 s for CRAIG. OMP's
+picks scan candidates × budget (∝ pool·f), but its non-negative weight refits after each pick
+grow with the budget alone (∝ f³ per class) and dominate at that size. So ``pool`` shrinks the
+attack (∝ pool) and OMP's scans, not its refits; ``select_steps`` shrinks the attack (PGD-s
+costs s + 1 of PGD-10's 11 passes per example): the gradients only rank examples, and the
+closed-form output-layer gradient at a few-step adversarial point ranks them almost as a
+10-step one does.
 """
 
 from __future__ import annotations
