@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from robustprune.config import params_from_dict
 from robustprune.errors import InputError
-from robustprune.params import params_from_dict
 from robustprune.pipeline.publish import publish
 from robustprune.report import report
 from tests.conftest import ROOT

@@ -431,7 +431,8 @@ def test_missing_metrics_is_a_one_line_error_naming_the_stage(tmp_path: Path) ->
     params = params_from_dict({"methods": METHODS})
     metrics, examples = _write(tmp_path, MEASURED)
     (examples / "stack-0.parquet").unlink()
-    with pytest.raises(InputError, match=r"evaluate@stack-0") as err:
+    # the report reads the publish stage's copies: that stage names what to rerun
+    with pytest.raises(InputError, match=r"made by the publish@stack-0 stage") as err:
         report.report(params, metrics, examples, tmp_path / "s.json",
                       tmp_path / "s.md", None)
     assert "\n" not in str(err.value)

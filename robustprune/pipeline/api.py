@@ -11,10 +11,11 @@ from robustprune.pipeline.corrupt import corrupt
 from robustprune.pipeline.evaluate import evaluate, runtime_info
 from robustprune.pipeline.fit import learning_hint
 from robustprune.pipeline.prepare import prepare
+from robustprune.pipeline.publish import publish
 from robustprune.pipeline.scoring import scoring
 from robustprune.pipeline.train import full_epoch_passes, train
 from robustprune.pipeline.warmup import warmup
 
 __all__ = ["CHECKPOINT_ROOT", "STATE_FORMAT", "corrupt", "evaluate", "file_digest",
            "fingerprint", "full_epoch_passes", "learning_hint", "load_for_data", "load_splits",
-           "load_trained", "prepare", "runtime_info", "scoring", "train", "warmup"]
+           "load_trained", "prepare", "publish", "runtime_info", "scoring", "train", "warmup"]
