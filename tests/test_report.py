@@ -4,6 +4,7 @@ one-line error for a missing input."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,9 @@ def _write(root: Path, measured: dict[str, tuple[float, ...]], seeds: tuple[int,
                      "cum_seconds": seconds * (i + 1) / len(accs)} for i, v in enumerate(accs)]
             (metrics / "train" / f"{name}-{seed}.json").write_text(json.dumps(
                 {"settings": {"selector": m.selector, "fraction": m.fraction, "miner": m.miner,
-                              "budget": m.budget,
+                              "budget": m.budget, "ema": m.ema,
+                              "selector_options": dataclasses.asdict(m.selector_options),
+                              "miner_options": dataclasses.asdict(m.miner_options),
                               "attack": {"name": m.attack.name, "steps": m.attack.steps},
                               "objective": {"name": "pgd-at"}}, "history": hist,
                  "cost": {"passes": passes, "seconds": seconds + seed}}))
@@ -546,3 +549,59 @@ def test_a_class_a_model_gave_up_on_is_named(tmp_path: Path) -> None:
     assert "class_given_up" in out["score"]["checks_failed"] and not out["score"]["voided_by"]
     assert all(not r["classes_given_up"] for n, r in out.items() if n != "score")
     assert "score: class 3 0.0 % vs" in (tmp_path / "s.md").read_text()
+
+
+def test_a_stack_names_its_components_and_where_each_stands(tmp_path: Path) -> None:
+    """The stack (prune 0.3 × BulletTrain × FGSM-RS) against the runs that make each saving
+    alone: `score` (prune 0.3), `bullettrain`; no run trains FGSM-RS alone."""
+    result = _run(tmp_path)
+    rows = result["methods"]
+    stack = rows["stack"]["stack"]
+    parts = {c["axis"]: c for c in stack["components"]}
+    assert list(parts) == ["selection", "mining", "attack"]
+    assert parts["selection"]["run"] == "score" and parts["selection"]["what"] == "prune 0.3"
+    assert parts["selection"]["position"] == "above"
+    assert parts["mining"]["run"] == "bullettrain"
+    assert parts["mining"]["position"] == rows["bullettrain"]["effective_speedup"]["position"]
+    assert parts["attack"] == {"axis": "attack", "what": "fgsm-rs", "run": None,
+                               "position": None, "effective_speedup": None}
+    # a component read as not above decides; else the missing one leaves it open
+    not_above = [n for n in ("score", "bullettrain")
+                 if rows[n]["effective_speedup"]["position"] != "above"]
+    assert stack["not_above"] == not_above
+    assert stack["all_above"] is (False if not_above else None)
+    # runs that save on one axis, the frontier and the baseline are no stacks
+    assert all(rows[n]["stack"] is None for n in METHODS if n != "stack")
+    text = (tmp_path / "summary.md").read_text()
+    assert "Stacks and their components" in text
+    assert "stack = selection score: above, " in text
+    assert "attack fgsm-rs: no run of it alone" in text
+
+
+def test_a_stack_of_components_each_above_the_frontier_says_so(tmp_path: Path) -> None:
+    # every saving alone beats the frontier: prune at 310 k passes reaches full-50's 66 %,
+    # BulletTrain at 300 k and FGSM-RS at 200 k too; a BulletTrain with other options,
+    # listed first, is not the stack's component
+    methods = {"bt-gamma": {"miner": "bullettrain", "gamma": 0.5}, **METHODS,
+               "fgsm": {"attack": "fgsm-rs", "alpha": 0.125}}
+    measured = {**MEASURED, "bullettrain": (300_000, 150.0, 0.80, 0.70, 0.68),
+                "fgsm": (200_000, 60.0, 0.78, 0.66, 0.64),
+                "bt-gamma": (900_000, 390.0, 0.70, 0.50, 0.45)}
+    rows = _run(tmp_path, methods=methods, measured=measured)["methods"]
+    stack = rows["stack"]["stack"]
+    assert [c["run"] for c in stack["components"]] == ["score", "bullettrain", "fgsm"]
+    assert [c["position"] for c in stack["components"]] == ["above"] * 3
+    assert stack["all_above"] is True and stack["not_above"] == []
+    assert "(every component above the frontier)" in (tmp_path / "summary.md").read_text()
+    # the same stack at half the passes, or with weight averaging, is made of components
+    # with the same budget or averaging: none here
+    varied = {**methods, "stack-50": {**METHODS["stack"], "budget": 0.5},
+              "stack-ema": {**METHODS["stack"], "ema": 0.99}}
+    rows = _run(tmp_path / "v", methods=varied,
+                measured={**measured, "stack-50": (50_000, 40.0, 0.68, 0.50, 0.45),
+                          "stack-ema": (100_000, 80.0, 0.70, 0.55, 0.50)})["methods"]
+    for name in ("stack-50", "stack-ema"):
+        assert [c["run"] for c in rows[name]["stack"]["components"]] == [None] * 3
+        assert rows[name]["stack"]["all_above"] is None
+    assert [c["run"] for c in rows["stack"]["stack"]["components"]] == [
+        "score", "bullettrain", "fgsm"]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from robustprune.errors import InputError
+from robustprune.report.components import stacks_text
 from robustprune.report.config import EQUAL_COST, ReportConfig, eval_failed
 from robustprune.report.load import Clean, Runs
 from robustprune.report.paired import stat, tier
@@ -131,6 +132,8 @@ def markdown(summary: Summary, clean: Clean, goal: list[TargetResult], baseline:
                       f"{n}: " + ", ".join(f"class {c} {100 * a:.1f} % vs {100 * b:.1f} %"
                                            for c, (a, b) in cls.items())
                       for n, cls in given_up.items()) + "."]
+    lines += stacks_text({n: r.stack for n, r in summary.items() if r.stack is not None},
+                         {n: r.matched.effective_speedup for n, r in summary.items()})
     lines += seed_table(summary)
     blocked_runs = {n: r.blocked_by for n, r in summary.items() if r.blocked_by}
     if blocked_runs:

@@ -17,6 +17,7 @@ import numpy as np
 from robustprune.errors import InputError
 from robustprune.objectives import OBJECTIVES
 from robustprune.report.budget import BudgetMatched, budget_matched
+from robustprune.report.components import Stack, stacks
 from robustprune.report.config import (
     VOIDING,
     ReportConfig,
@@ -89,6 +90,9 @@ class MethodSummary:
     blocked_by: list[str]
     corruption: CorruptionSummary | None
     matched: BudgetMatched
+    stack: Stack | None = None
+    """For a run that saves on several axes (selection, mining, attack): the runs that save
+    on each alone and where they stand against the frontier; None for any other run."""
 
     @property
     def checks_passed(self) -> bool:
@@ -131,7 +135,8 @@ class MethodSummary:
             "voided_by": self.voided_by, "blocked_by": self.blocked_by,
             "checks_passed": self.checks_passed,
             "corruption": None if self.corruption is None else self.corruption.as_dict(),
-            **self.matched.as_dict()}
+            **self.matched.as_dict(),
+            "stack": None if self.stack is None else self.stack.as_dict()}
 
 
 Summary = dict[str, MethodSummary]
@@ -168,6 +173,8 @@ def summarise(runs: Runs, clean: Clean, baseline: str, cfg: ReportConfig) -> Sum
                              passes={n: float(round(p)) for n, p in passes.items()},
                              seconds={n: round(s, 2) for n, s in secs.items()},
                              voided=voided, blocked={n: bool(b) for n, b in blocked.items()})
+    found = stacks({n: runs[n][seeds[0]]["train"]["settings"] for n in runs}, baseline,
+                   matched)
     out: Summary = {}
     for name, by_seed in runs.items():
         settings, ev = by_seed[seeds[0]]["train"]["settings"], by_seed[seeds[0]]["eval"]
@@ -201,5 +208,5 @@ def summarise(runs: Runs, clean: Clean, baseline: str, cfg: ReportConfig) -> Sum
             checks_failed=checks[name], voided_by=voided[name], blocked_by=blocked[name],
             classes_given_up=classes_given_up(by_seed, clean, cfg),
             corruption=corruption(name, runs, clean, ex, baseline, seeds, compare),
-            matched=matched[name])
+            matched=matched[name], stack=found.get(name))
     return out
