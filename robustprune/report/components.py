@@ -27,17 +27,19 @@ def _options(value: Any) -> str:
     return json.dumps(value or {}, sort_keys=True)
 
 
-def savings(settings: dict[str, Any], base: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
-    """The axes on which a run's training differs from the baseline's, each with what the run
-    did on it (its selector, fraction and options; its miner and options; its attack)."""
-    mine = {"selection": (settings["selector"], settings["fraction"],
+def _axes(settings: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """What a run did on each axis: its selector, fraction and options; its miner and options;
+    its attack."""
+    return {"selection": (settings["selector"], settings["fraction"],
                           _options(settings.get("selector_options"))),
             "mining": (settings["miner"], _options(settings.get("miner_options"))),
             "attack": attack_key(settings)}
-    theirs = {"selection": (base["selector"], base["fraction"],
-                            _options(base.get("selector_options"))),
-              "mining": (base["miner"], _options(base.get("miner_options"))),
-              "attack": attack_key(base)}
+
+
+def savings(settings: dict[str, Any], base: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The axes on which a run's training differs from the baseline's, each with what the run
+    did on it."""
+    mine, theirs = _axes(settings), _axes(base)
     return {axis: mine[axis] for axis in AXES if mine[axis] != theirs[axis]}
 
 
